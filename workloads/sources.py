@@ -1,0 +1,287 @@
+"""Camera frame sources and the pump that paces them.
+
+A `FramePump` thread reads a source, keeps every frame whose timestamp reaches the next
+`1/target_fps` tick, and hands it to the consumer:
+
+- live (`realtime=True`): paced to the wall clock; when the consumer (detector) falls behind, only
+  the latest frame is kept and the replaced ones are counted as dropped (a camera never builds a
+  backlog that makes its events minutes late);
+- backfill (`realtime=False`): as fast as the consumer takes frames; nothing is dropped.
+
+Failing sources (a stream that stops, a file that cannot be opened) are reopened with exponential
+backoff. Frame indices grow monotonically across loops of a file, so a frame index identifies one
+moment of the feed, which makes event ids derived from it unique and replayable.
+
+Example:
+    >>> pump = FramePump(SyntheticSource("empty"), target_fps=5, realtime=False, loop=False)
+    >>> pump.start(); f = pump.get(timeout=5); pump.stop()
+    >>> f.index
+    0
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  #: position in the feed, monotonic across loops of a file
+    pts_s: float  #: seconds since the start of the feed
+    image: npt.NDArray[np.uint8]  #: BGR
+    read_at: float = field(default_factory=time.monotonic)
+
+
+class FrameSource(Protocol):
+    """What the pump needs from a source."""
+
+    name: str
+
+    def open(self) -> float:
+        """Open (or reopen) the source; returns its native fps."""
+
+    def read(self) -> npt.NDArray[np.uint8] | None:
+        """Next frame, or None at end of file / on a broken stream."""
+
+    def seek(self, index: int) -> bool:
+        """Position so that the next read returns frame `index` (files only)."""
+
+    def frame_count(self) -> int | None:
+        """Frames in a file, None for live sources."""
+
+    def close(self) -> None: ...
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be read; the message names it and says why."""
+
+
+class VideoSource:
+    """A video file or an RTSP/HTTP stream read with OpenCV (FFmpeg backend)."""
+
+    def __init__(self, uri: str) -> None:
+        self.name = uri
+        self.is_stream = "://" in uri
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> float:
+        self.close()
+        cap = cv2.VideoCapture(self.name)
+        if not cap.isOpened():
+            raise SourceError(f"cannot open video source {self.name!r}")
+        self._cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        return float(fps) if fps and fps > 0 else 25.0
+
+    def read(self) -> npt.NDArray[np.uint8] | None:
+        if self._cap is None:
+            return None
+        ok, img = self._cap.read()
+        return img if ok else None
+
+    def seek(self, index: int) -> bool:
+        if self._cap is None or self.is_stream:
+            return False
+        return bool(self._cap.set(cv2.CAP_PROP_POS_FRAMES, index))
+
+    def frame_count(self) -> int | None:
+        if self._cap is None or self.is_stream:
+            return None
+        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        return n if n > 0 else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class SyntheticSource:
+    """A generated feed (no camera needed): `empty` is a static shop floor with sensor noise.
+
+    Used for soak and health tests; scenes with people and ground truth plug in here by name.
+    """
+
+    SCENES = ("empty",)
+
+    def __init__(self, scene: str, size: tuple[int, int] = (640, 480), fps: float = 10.0, seed: int = 0) -> None:
+        if scene not in self.SCENES:
+            raise SourceError(f"unknown synthetic scene {scene!r}; known: {', '.join(self.SCENES)}")
+        self.name = f"synthetic:{scene}"
+        self._size, self._fps = size, fps
+        self._rng = np.random.default_rng(seed)
+        w, h = size
+        base = np.full((h, w, 3), (90, 110, 120), np.uint8)
+        for x in range(0, w, 80):  # shelves as dark bars, so frames are not flat
+            cv2.rectangle(base, (x + 10, 40), (x + 40, h // 2), (40, 50, 60), -1)
+        self._base = base
+
+    def open(self) -> float:
+        return self._fps
+
+    def read(self) -> npt.NDArray[np.uint8] | None:
+        noise = self._rng.integers(0, 6, self._base.shape, dtype=np.uint8)
+        return cv2.add(self._base, noise)
+
+    def seek(self, index: int) -> bool:
+        return True
+
+    def frame_count(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(uri: str) -> FrameSource:
+    """Source for a camera's `source` string (bundled names must be resolved before)."""
+    if uri.startswith("synthetic:"):
+        return SyntheticSource(uri.removeprefix("synthetic:"))
+    return VideoSource(uri)
+
+
+class FramePump:
+    """Reads a source on a thread, samples it to `target_fps`, and hands frames to one consumer."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        target_fps: float,
+        realtime: bool = True,
+        loop: bool = True,
+        start_index: int = 0,
+        backoff_s: tuple[float, float] = (0.5, 30.0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source, self.target_fps, self.realtime, self.loop = source, target_fps, realtime, loop
+        self.start_index = start_index
+        self.backoff_s = backoff_s
+        self._clock = clock
+        self._cv = threading.Condition()
+        self._slot: Frame | None = None
+        self._done = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pump:{source.name}", daemon=True)
+        self.frames_read = 0
+        self.frames_dropped = 0
+        self.reconnects = 0
+        self.error: str | None = None
+        self.native_fps: float | None = None
+
+    # consumer side -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+        self._thread.join(timeout=5)
+        self.source.close()
+
+    @property
+    def finished(self) -> bool:
+        """True once a non-looping file is exhausted and its last frame was taken."""
+        with self._cv:
+            return self._done and self._slot is None
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not yet taken; None on timeout or when the feed ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while self._slot is None and not self._done and not self._stop.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cv.wait(remaining)
+            frame, self._slot = self._slot, None
+            self._cv.notify_all()
+            return frame
+
+    # producer side -------------------------------------------------------------------------
+    def _offer(self, frame: Frame) -> None:
+        with self._cv:
+            if self.realtime:
+                if self._slot is not None:
+                    self.frames_dropped += 1  # latest-frame policy: the unread frame is superseded
+                self._slot = frame
+                self._cv.notify_all()
+                return
+            while self._slot is not None and not self._stop.is_set():
+                self._cv.wait(0.5)
+            self._slot = frame
+            self._cv.notify_all()
+
+    def _open_with_backoff(self) -> float | None:
+        delay = self.backoff_s[0]
+        while not self._stop.is_set():
+            try:
+                return self.source.open()
+            except SourceError as e:
+                self.error = str(e)
+                self.reconnects += 1
+                log.warning("%s; retrying in %.1fs", e, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.backoff_s[1])
+        return None
+
+    def _run(self) -> None:
+        try:
+            self._pump()
+        except Exception as e:  # a dying pump must say why, not hang the consumer
+            log.exception("frame pump for %s failed", self.source.name)
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            with self._cv:
+                self._done = True
+                self._cv.notify_all()
+
+    def _pump(self) -> None:
+        fps = self._open_with_backoff()
+        if fps is None:
+            return
+        self.native_fps = fps
+        n = self.source.frame_count()
+        index = self.start_index
+        if n and index:
+            if index >= n and not self.loop:
+                return
+            self.source.seek(index % n)
+        step = 1.0 / min(self.target_fps, fps)
+        next_tick = (index / fps // step) * step if index else 0.0
+        t0 = self._clock() - index / fps
+        while not self._stop.is_set():
+            img = self.source.read()
+            if img is None:
+                if n is not None:  # end of file
+                    if not self.loop:
+                        return
+                    self.source.seek(0)
+                    continue
+                self.error = f"stream {self.source.name} stopped delivering frames"
+                self.reconnects += 1
+                if self._open_with_backoff() is None:
+                    return
+                continue
+            pts = index / fps
+            index += 1
+            self.frames_read += 1
+            if pts + 1e-9 < next_tick:
+                continue  # between sampling ticks: not needed at target_fps
+            next_tick += step
+            if self.realtime:
+                delay = t0 + pts - self._clock()
+                if delay > 0:
+                    self._stop.wait(delay)
+            self._offer(Frame(index - 1, pts, img))
