@@ -41,7 +41,9 @@ class _Strict(BaseModel):
 
 
 class ZoneConfig(_Strict):
-    id: str = Field(pattern=_ID, title="Zone id", description="Unique within the store; appears as `zone_id` in events.")
+    id: str = Field(
+        pattern=_ID, title="Zone id", description="Unique within the store; appears as `zone_id` in events."
+    )
     type: ZoneType = Field(title="Zone type", description="What the zone means for analytics and rules.")
     polygon: list[Point] = Field(
         min_length=3,
@@ -116,6 +118,9 @@ class CameraConfig(_Strict):
         True,
         description="Pace a file source at its native speed as if live. False is backfill: as fast as the "
         "detector allows, no frame dropped.",
+    )
+    max_frames: int | None = Field(
+        None, ge=1, description="Stop after this many processed frames, as if the feed ended (tests, benchmarks)."
     )
     input_size: int | None = Field(
         None, ge=160, le=1920, multiple_of=32, description="Detector input size for this camera (default: detector's)."

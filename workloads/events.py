@@ -62,8 +62,8 @@ class VisitorEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique id; writes are idempotent by it.")
-    store_id: str = Field(min_length=1, max_length=64)
-    camera_id: str = Field(min_length=1, max_length=64)
+    store_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    camera_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     visitor_id: str = Field(min_length=1, max_length=128)
     event_type: EventType
     timestamp: UtcDatetime = Field(description="When it happened, ISO-8601 UTC.")
