@@ -72,7 +72,8 @@ def prepare_assets(cfg: FleetConfig, progress: bool = True) -> None:
     from models.export import prepare
 
     console.print(f"Preparing {det.model} (OpenVINO FP32 + INT8, calibrated on vtest.avi); this runs once.")
-    prepare(det.model, _calibration_frames(vtest_path()), progress=progress)
+    say = (lambda m: console.print(f"  {m}")) if progress else None
+    prepare(det.model, _calibration_frames(vtest_path()), progress=say)
 
 
 def _calibration_frames(path: Path, n: int = 200) -> list[Any]:
@@ -174,11 +175,11 @@ def run(
 def _forget(cfg: FleetConfig, redis_url: str) -> None:
     import redis
 
+    from workloads.state.admin import forget_store
+
     r = redis.Redis.from_url(redis_url)
     for s in cfg.stores:
-        keys = list(r.scan_iter(match=f"sf:{{{s.id}}}:*", count=1000))
-        if keys:
-            r.delete(*keys)
+        forget_store(r, s.id)
 
 
 def _status_table(statuses: dict[str, dict[str, Any]], totals: dict[str, int] | None = None) -> Table:

@@ -23,7 +23,7 @@ from workloads.camera_runner import CameraRunner, CameraStatus
 from workloads.config import FleetConfig
 from workloads.events import VisitorEvent
 from workloads.sources import FramePump, open_source
-from workloads.state.checkpoints import CheckpointStore
+from workloads.state.checkpoints import CameraCheckpoint, CameraHealth, CheckpointStore
 
 log = logging.getLogger("storefleet.camera")
 
@@ -50,11 +50,14 @@ class CameraActor:
         self.metrics = CameraMetrics(store_id, camera_id)
         detector = serve.get_deployment_handle("Detector", app_name=detector_app)
         store_actor = ray.get_actor(store_actor_name(store_id), namespace=NAMESPACE)
+        self.store_id = store_id
         uri = resolve_source(camera.source)
         self._last_metrics: CameraStatus | None = None
 
         def make_pump(start: int) -> FramePump:
-            return FramePump(open_source(uri), camera.target_fps, camera.realtime, camera.loop, start)
+            return FramePump(
+                open_source(uri), camera.target_fps, camera.realtime, camera.loop, start, camera.max_frames
+            )
 
         def send(events: list[VisitorEvent]) -> None:
             ray.get(store_actor.append.remote(events))
@@ -67,8 +70,8 @@ class CameraActor:
             make_pump,
             detect=lambda img, size: detector.detect.remote(img, size),
             send_events=send,
-            load_checkpoint=lambda: self.checkpoints.get_checkpoint(store_id, camera_id),
-            save_checkpoint=lambda blob: self.checkpoints.put_checkpoint(store_id, camera_id, blob),
+            load_checkpoint=self._load_checkpoint,
+            save_checkpoint=self._save_checkpoint,
             publish_status=self._publish,
         )
         self._done = threading.Event()
@@ -85,8 +88,15 @@ class CameraActor:
         finally:
             self._done.set()
 
+    def _load_checkpoint(self) -> bytes | None:
+        cp = self.checkpoints.get_checkpoint(self.store_id, self.camera_id)
+        return cp.blob if cp else None
+
+    def _save_checkpoint(self, blob: bytes) -> None:
+        self.checkpoints.put_checkpoint(self.store_id, self.camera_id, CameraCheckpoint(blob, self.runner.last_index))
+
     def _publish(self, st: CameraStatus) -> None:
-        self.checkpoints.put_health(st.store_id, st.camera_id, dataclasses.asdict(st))
+        self.checkpoints.put_health(st.store_id, st.camera_id, CameraHealth.from_mapping(dataclasses.asdict(st)))
         m, prev = self.metrics, self._last_metrics
         for attr, counter in (("frames_read", m.read), ("frames_processed", m.processed),
                               ("frames_dropped", m.dropped), ("reconnects", m.reconnects)):

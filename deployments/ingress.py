@@ -16,6 +16,7 @@ from ray import serve
 
 from workloads.config import FleetConfig
 from workloads.events import EventType, VisitorEvent
+from workloads.state.checkpoints import CameraHealth as StoredHealth
 from workloads.state.checkpoints import CheckpointStore
 from workloads.state.event_log import EventLog
 
@@ -84,17 +85,16 @@ class Api:
         now = time.time()
         cams: list[CameraHealth] = []
         for store, cam in self.fleet.cameras():
-            h = self.checkpoints.get_health(store.id, cam.id) or {}
-            wall = h.get("last_frame_wall")
-            state = h.get("state", "unknown")
+            h = self.checkpoints.get_health(store.id, cam.id) or StoredHealth()
+            wall = h.extra.get("last_frame_wall")
             staleness = None if wall is None else max(0.0, now - float(wall))
-            should_run = state in {"running", "reconnecting", "starting", "unknown"}
+            should_run = h.state in {"running", "reconnecting", "starting", "unknown"}
             stale = should_run and (staleness is None or staleness > STALE_AFTER_S)
             cams.append(CameraHealth(
-                store_id=store.id, camera_id=cam.id, state=state, last_frame_ts=h.get("last_frame_ts"),
-                fps=float(h.get("fps") or 0.0), frames_processed=int(h.get("frames_processed") or 0),
-                frames_dropped=int(h.get("frames_dropped") or 0), reconnects=int(h.get("reconnects") or 0),
-                staleness_s=staleness, stale=stale, error=h.get("error"),
+                store_id=store.id, camera_id=cam.id, state=h.state,
+                last_frame_ts=h.last_frame_ts.isoformat() if h.last_frame_ts else None,
+                fps=h.fps, frames_processed=h.frames_processed, frames_dropped=h.frames_dropped,
+                reconnects=h.reconnects, staleness_s=staleness, stale=stale, error=h.error,
             ))
         bad = any(c.stale or c.state == "failed" for c in cams)
         return Health(status="degraded" if bad else "ok", redis=True, cameras=cams)
@@ -107,7 +107,7 @@ class Api:
             out.append(StoreSummary(
                 id=s.id, name=s.name or s.id, timezone=s.timezone, cameras=[c.id for c in s.cameras],
                 events_total=self.events.count(s.id),
-                events_by_type={t.value: int(counters.get(t.value, 0)) for t in EventType},
+                events_by_type={t.value: int(counters["by_type"].get(t.value, 0)) for t in EventType},
                 last_event_at=last.timestamp if last else None,
             ))
         return out

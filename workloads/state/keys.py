@@ -1,0 +1,76 @@
+"""Every Redis key StoreFleet uses, and the only place that builds key strings.
+
+Per-store keys carry the store id as a Redis Cluster hash tag (`sf:{STORE_ID}:...`): all of a
+store's keys hash to one slot, so a store's multi-key Lua scripts and transactions keep working
+when a chain moves to Redis Cluster sharded by store. Only the fleet-wide registry of stores
+(`sf:stores`) has no store tag; nothing writes it in the same script as per-store keys.
+
+Example:
+    >>> events_stream("S1")
+    'sf:{S1}:events'
+    >>> camera_health("S1", "C7")
+    'sf:{S1}:camera:C7:health'
+"""
+
+from __future__ import annotations
+
+PREFIX = "sf"
+
+
+def _tag(store_id: str) -> str:
+    # A brace inside the id would move or split the hash tag (Redis hashes the text between the
+    # first "{" and the next "}"), silently putting a store's keys in different slots.
+    if not store_id or "{" in store_id or "}" in store_id:
+        raise ValueError(f"store id {store_id!r} cannot be used in a Redis key (empty or contains braces)")
+    return f"{PREFIX}:{{{store_id}}}"
+
+
+def stores() -> str:
+    """Set of store ids that have events (fleet-wide, the one key without a store tag)."""
+    return f"{PREFIX}:stores"
+
+
+def events_stream(store_id: str) -> str:
+    """Stream of the store's events in append order (fields `event_id`, `json`), for tailing readers."""
+    return f"{_tag(store_id)}:events"
+
+
+def event_by_id(store_id: str) -> str:
+    """Hash event_id -> event JSON: the idempotency guard (HSETNX) and the event store for queries."""
+    return f"{_tag(store_id)}:events:by_id"
+
+
+def events_by_time(store_id: str) -> str:
+    """Sorted set of event ids scored by event time (ms since epoch)."""
+    return f"{_tag(store_id)}:events:by_ts"
+
+
+def events_by_type_time(store_id: str, event_type: str) -> str:
+    """Sorted set of the ids of one event type, scored by event time (ms since epoch)."""
+    return f"{_tag(store_id)}:events:by_ts:{event_type}"
+
+
+def event_counters(store_id: str) -> str:
+    """Hash of running counters of accepted events (total, per type, per camera and type, staff)."""
+    return f"{_tag(store_id)}:counters"
+
+
+def cameras(store_id: str) -> str:
+    """Set of camera ids of the store that have reported health."""
+    return f"{_tag(store_id)}:cameras"
+
+
+def camera_checkpoint(store_id: str, camera_id: str) -> str:
+    """String: the camera's packed checkpoint (header + opaque blob)."""
+    return f"{_tag(store_id)}:camera:{camera_id}:checkpoint"
+
+
+def camera_health(store_id: str, camera_id: str) -> str:
+    """Hash: the camera's last health report."""
+    return f"{_tag(store_id)}:camera:{camera_id}:health"
+
+
+def store_pattern(store_id: str) -> str:
+    """SCAN MATCH pattern of every key of the store (glob characters in the id escaped)."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in store_id)
+    return f"{PREFIX}:{{{escaped}}}:*"
