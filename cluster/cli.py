@@ -73,7 +73,7 @@ def prepare_assets(cfg: FleetConfig, progress: bool = True) -> None:
 
     console.print(f"Preparing {det.model} (OpenVINO FP32 + INT8, calibrated on vtest.avi); this runs once.")
     say = (lambda m: console.print(f"  {m}")) if progress else None
-    prepare(det.model, _calibration_frames(vtest_path()), progress=say)
+    prepare(det.model, _calibration_frames(vtest_path()), progress=say, input_size=det.input_size)
 
 
 def _calibration_frames(path: Path, n: int = 200) -> list[Any]:

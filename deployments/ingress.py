@@ -1,9 +1,10 @@
 """HTTP API: a Ray Serve ingress over FastAPI. Reads Redis, the only source of truth.
 
+No `from __future__ import annotations` here: FastAPI must see real types on the Serve class methods.
+
 OpenAPI docs are served at `/docs`; the response models below are what they show.
 """
 
-from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
