@@ -68,6 +68,7 @@ class CameraStatus:
     fps: float = 0.0
     last_frame_ts: str | None = None  #: feed time of the last processed frame (ISO-8601)
     last_frame_wall: float | None = None  #: unix time it was processed
+    first_frame_wall: float | None = None  #: unix time the first frame of this run was processed
     active_tracks: int = 0
     error: str | None = None
     restored_from: int | None = None
@@ -169,6 +170,7 @@ class CameraRunner:
         st.frames_processed += 1
         st.last_frame_ts = ts.isoformat()
         st.last_frame_wall = now
+        st.first_frame_wall = st.first_frame_wall or now
         if len(fps_window) > 1:
             st.fps = (len(fps_window) - 1) / max(fps_window[-1] - fps_window[0], 1e-6)
         for e in events:

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -151,6 +152,19 @@ def open_source(uri: str) -> FrameSource:
     return VideoSource(uri)
 
 
+def sample_ordinal(index: int, ticks_per_frame: float) -> int | None:
+    """Which `target_fps` tick frame `index` serves, or None when it falls between ticks.
+
+    Frame i is the sample of tick k when it is the first frame at or after that tick. Stateless, so a
+    camera resuming at any frame samples exactly the frames an uninterrupted run would have.
+    """
+    eps = 1e-9
+    k = math.floor(index * ticks_per_frame + eps)
+    if index == 0 or k > math.floor((index - 1) * ticks_per_frame + eps):
+        return k  # tick k lies in ((i-1)/fps, i/fps]
+    return None
+
+
 class FramePump:
     """Reads a source on a thread, samples it to `target_fps`, and hands frames to one consumer."""
 
@@ -161,11 +175,14 @@ class FramePump:
         realtime: bool = True,
         loop: bool = True,
         start_index: int = 0,
+        max_frames: int | None = None,
         backoff_s: tuple[float, float] = (0.5, 30.0),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source, self.target_fps, self.realtime, self.loop = source, target_fps, realtime, loop
         self.start_index = start_index
+        self.max_frames = max_frames
+        self.frames_offered = 0
         self.backoff_s = backoff_s
         self._clock = clock
         self._cv = threading.Condition()
@@ -258,8 +275,7 @@ class FramePump:
             if index >= n and not self.loop:
                 return
             self.source.seek(index % n)
-        step = 1.0 / min(self.target_fps, fps)
-        next_tick = (index / fps // step) * step if index else 0.0
+        ticks_per_frame = min(self.target_fps, fps) / fps
         t0 = self._clock() - index / fps
         while not self._stop.is_set():
             img = self.source.read()
@@ -277,9 +293,11 @@ class FramePump:
             pts = index / fps
             index += 1
             self.frames_read += 1
-            if pts + 1e-9 < next_tick:
+            ordinal = sample_ordinal(index - 1, ticks_per_frame)
+            if ordinal is None:
                 continue  # between sampling ticks: not needed at target_fps
-            next_tick += step
+            if self.max_frames is not None and ordinal >= self.max_frames:
+                return
             if self.realtime:
                 delay = t0 + pts - self._clock()
                 if delay > 0:
