@@ -126,7 +126,9 @@ def run(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Forget stored events and camera checkpoints of this fleet first.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs, and Ray workers' logs in this terminal.")
+    ] = False,
 ) -> None:
     """Run the fleet: Redis, Ray, the Serve apps of ray_config.yaml, one actor per store and camera.
 
@@ -139,7 +141,7 @@ def run(
             cam.loop, cam.realtime = False, False
     prepare_assets(cfg)
 
-    from cluster.fleet import init_ray, start_fleet
+    from cluster.fleet import init_ray, ray_log_dir, start_fleet
     from cluster.redis_server import EmbeddedRedis
 
     with ExitStack() as stack:
@@ -152,7 +154,7 @@ def run(
         if fresh or once:
             _forget(cfg, redis_url)
         console.print("Starting Ray ...")
-        init_ray(ray_address, metrics_port=metrics_port)
+        init_ray(ray_address, metrics_port=metrics_port, log_to_driver=verbose)
         import ray
         from ray import serve
 
@@ -164,7 +166,8 @@ def run(
         console.print(
             f"[bold green]Fleet up[/]: {len(cfg.stores)} stores, {len(fleet.cameras)} cameras\n"
             f"  API      http://127.0.0.1:{http_port}/health   (docs: http://127.0.0.1:{http_port}/docs)\n"
-            f"  Metrics  http://127.0.0.1:{metrics_port}/metrics (Prometheus text)"
+            f"  Metrics  http://127.0.0.1:{metrics_port}/metrics (Prometheus text)\n"
+            f"  Logs     {ray_log_dir()} (or run with --verbose)"
         )
         if once:
             _run_once(fleet)
@@ -273,6 +276,14 @@ def config_validate(path: Annotated[Path, typer.Argument(help="Fleet config YAML
 def config_schema() -> None:
     """Print the fleet config JSON schema (field titles and descriptions are the reference docs)."""
     print(json.dumps(FleetConfig.model_json_schema(), indent=2))
+
+
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print the Markdown reference of every config field (docs/configuration.md)."""
+    from cluster.config_docs import render
+
+    print(render())
 
 
 @config_app.command("demo")

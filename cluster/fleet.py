@@ -33,13 +33,22 @@ class DeployError(RuntimeError):
     """A Serve application did not come up; the message carries Serve's own reason."""
 
 
-def init_ray(address: str | None = None, metrics_port: int | None = None, num_cpus: int | None = None) -> None:
-    """Join `address` (or `RAY_ADDRESS`), else start a local cluster with metrics export."""
+def init_ray(
+    address: str | None = None,
+    metrics_port: int | None = None,
+    num_cpus: int | None = None,
+    log_to_driver: bool = True,
+) -> None:
+    """Join `address` (or `RAY_ADDRESS`), else start a local cluster with metrics export.
+
+    `log_to_driver=False` keeps worker logs in Ray's session folder (`ray_log_dir()`) instead of
+    interleaving them with the CLI's live view.
+    """
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=True)
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=log_to_driver)
         return
     # A private local cluster: token auth protects shared clusters, not a loopback-only one.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -48,9 +57,14 @@ def init_ray(address: str | None = None, metrics_port: int | None = None, num_cp
         namespace=NAMESPACE,
         include_dashboard=False,
         _metrics_export_port=metrics_port,
-        log_to_driver=True,
+        log_to_driver=log_to_driver,
         runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("STOREFLEET_")}},
     )
+
+
+def ray_log_dir() -> str:
+    """Folder with every worker's log of the local Ray session (Ray's documented default location)."""
+    return os.path.join(os.environ.get("RAY_TMPDIR", "/tmp/ray"), "session_latest", "logs")
 
 
 def load_serve_config(

@@ -55,7 +55,8 @@ class Crash(RuntimeError):
 class Harness:
     """Store, checkpoint slot and detector for runners that share them, as a restarted actor would."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock_start: int = 0) -> None:
+        self.clock_start = clock_start
         self.stored: dict[str, Any] = {}
         self.appends = 0
         self.checkpoint: bytes | None = None
@@ -82,7 +83,7 @@ class Harness:
             FLEET, store, camera, make_pump,
             detect=lambda img, size: Done(walker_boxes(int(img[0, 0, 0]))),
             send_events=self.send, load_checkpoint=lambda: self.checkpoint, save_checkpoint=save,
-            clock=iter(float(i) for i in range(10**6)).__next__,
+            clock=iter(float(i) for i in range(self.clock_start, self.clock_start + 10**6)).__next__,
         )
 
 
@@ -119,3 +120,13 @@ def test_finished_camera_does_not_replay_after_restart() -> None:
     before = dict(h.stored)
     again = h.runner().run()
     assert again.state == "finished" and again.frames_processed == 0 and h.stored == before
+
+
+def test_a_fresh_run_never_reuses_an_earlier_runs_ids() -> None:
+    """Without a checkpoint (e.g. deleted), a new run must not collide with stored events."""
+    first, second = Harness(clock_start=0), Harness(clock_start=86_400)
+    first.runner().run()
+    second.runner().run()
+    assert first.stored and second.stored
+    assert not set(first.stored) & set(second.stored)
+    assert not {e.visitor_id for e in first.stored.values()} & {e.visitor_id for e in second.stored.values()}

@@ -4,7 +4,8 @@ This is the whole per-camera business logic behind the camera actor, kept free o
 so it can be tested frame by frame and checkpointed with `snapshot()` / `restore()`.
 
 Event rules (see tripwire.py and zones.py for the detailed state machines):
-    * visitor_id = f"{camera_id}-{track_id}"; track ids are never reused on one engine.
+    * visitor_id = f"{visitor_prefix}-{track_id}" (prefix: camera id plus the run's feed origin);
+      track ids are never reused on one engine.
     * ENTRY / EXIT: a tripwire crossing IN / OUT. An IN crossing less than
       `tracker.reentry_window_s` after the same visitor's EXIT is REENTRY instead of ENTRY.
     * Before an EXIT, the visitor's zone visits already in their exit grace are closed and pending
@@ -76,8 +77,12 @@ class CameraEventEngine:
         fps: float,
         *,
         first_track_id: int = 0,
+        visitor_prefix: str | None = None,
     ) -> None:
         self.store = store
+        # Run-unique prefix (the runner passes camera + feed origin): a new run of the same camera must
+        # not reuse visitor ids, or its deterministic event ids would collide with an earlier run's.
+        self._visitor_prefix = visitor_prefix or camera.id
         self.camera = camera
         self.tracker_cfg = tracker
         self.fps = float(fps)
@@ -260,7 +265,7 @@ class CameraEventEngine:
     ) -> VisitorEvent:
         v = self._visitors.setdefault(tid, _Visitor())
         seq, v.seq = v.seq, v.seq + 1
-        visitor_id = f"{self.camera.id}-{tid}"
+        visitor_id = f"{self._visitor_prefix}-{tid}"
         return VisitorEvent(
             event_id=deterministic_event_id(self.camera.id, frame_idx, visitor_id, et, zone_id),
             store_id=self.store.id,

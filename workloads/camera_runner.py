@@ -109,8 +109,9 @@ class CameraRunner:
             self.status.restored_from = self.checkpoint.frame_index
             log.info("camera %s resumes after frame %d", camera.id, self.checkpoint.frame_index)
         else:
-            self.engine = CameraEventEngine(store, camera, fleet.tracker, fps)
             self.origin = datetime.fromtimestamp(clock(), UTC)
+            prefix = f"{camera.id}-{self.origin:%y%m%d%H%M%S}"
+            self.engine = CameraEventEngine(store, camera, fleet.tracker, fps, visitor_prefix=prefix)
             start = 0
         self.last_index = start - 1
         self.pump = make_pump(start)
@@ -173,8 +174,6 @@ class CameraRunner:
         st.first_frame_wall = st.first_frame_wall or now
         if len(fps_window) > 1:
             st.fps = (len(fps_window) - 1) / max(fps_window[-1] - fps_window[0], 1e-6)
-        for e in events:
-            st.counts[e.event_type] = st.counts.get(e.event_type, 0) + 1
 
     def _maybe_flush(self) -> None:
         due = self.clock() - self._last_flush >= self.fleet.event_batch_interval_s
@@ -183,6 +182,8 @@ class CameraRunner:
 
     def _flush(self, finished: bool = False) -> None:
         events, self._pending_events = self._pending_events, []
+        for e in events:
+            self.status.counts[e.event_type] = self.status.counts.get(e.event_type, 0) + 1
         for i in range(0, len(events), self.fleet.event_batch_max):
             self.send_events(events[i : i + self.fleet.event_batch_max])  # returns only once stored
         self.status.events_sent += len(events)

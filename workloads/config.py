@@ -125,8 +125,10 @@ class CameraConfig(_Strict):
     input_size: int | None = Field(
         None, ge=160, le=1920, multiple_of=32, description="Detector input size for this camera (default: detector's)."
     )
-    zones: list[ZoneConfig] = Field(default_factory=list)
-    tripwires: list[TripwireConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Areas of this camera's view.")
+    tripwires: list[TripwireConfig] = Field(
+        default_factory=list, description="Door lines: crossing them is ENTRY / EXIT (entrance cameras)."
+    )
 
 
 class UniformColourRule(_Strict):
@@ -148,7 +150,7 @@ class StoreConfig(_Strict):
     id: str = Field(pattern=_ID, description="Unique within the fleet; appears as `store_id`.")
     name: str = Field("", description="Human name shown in dashboards.")
     timezone: str = Field("UTC", description="IANA time zone; 'today' in the API means today here.")
-    cameras: list[CameraConfig] = Field(min_length=1)
+    cameras: list[CameraConfig] = Field(min_length=1, description="The store's cameras (at least one).")
     staff: list[StaffRule] = Field(default_factory=list, description="How staff are recognised and excluded.")
 
     @field_validator("timezone")
@@ -199,11 +201,11 @@ class TrackerConfig(_Strict):
 
 class FleetConfig(_Strict):
     name: str = Field("storefleet", description="Fleet name, shown in logs and dashboards.")
-    detector: DetectorConfig = Field(default_factory=DetectorConfig)
-    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig, description="The shared person detector.")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Tracking, for every camera.")
     event_batch_max: int = Field(64, ge=1, le=500, description="Most events a camera sends in one call.")
     event_batch_interval_s: float = Field(1.0, gt=0, description="Longest a camera holds events before sending.")
-    stores: list[StoreConfig] = Field(min_length=1)
+    stores: list[StoreConfig] = Field(min_length=1, description="The chain's stores (at least one).")
 
     @model_validator(mode="after")
     def _fleet_unique(self) -> FleetConfig:
