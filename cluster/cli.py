@@ -294,7 +294,7 @@ def config_demo() -> None:
 
 @app.command()
 def bench(
-    frames: Annotated[int, typer.Option(help="vtest.avi frames per measurement.")] = 120,
+    frames: Annotated[int, typer.Option(help="vtest.avi frames per measurement.")] = 300,
     input_size: Annotated[int, typer.Option(help="Detector input size.")] = 640,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
 ) -> None:

@@ -32,6 +32,23 @@ def camera_actor_name(camera_id: str) -> str:
     return f"camera:{camera_id}"
 
 
+class _One:
+    """A single-frame call's response, shaped like a multi-frame one (a list of Detections)."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    def result(self) -> list[Any]:
+        return [self.response.result()]
+
+
+def _detect(detector: Any, images: list[Any], size: int | None) -> Any:
+    # One live frame goes through the cross-camera batch; a backfill chunk is already a batch.
+    if len(images) == 1:
+        return _One(detector.detect.remote(images[0], size))
+    return detector.detect_many.remote(images, size)
+
+
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0.25, max_concurrency=4)
 class CameraActor:
     def __init__(
@@ -56,7 +73,8 @@ class CameraActor:
 
         def make_pump(start: int) -> FramePump:
             return FramePump(
-                open_source(uri), camera.target_fps, camera.realtime, camera.loop, start, camera.max_frames
+                open_source(uri), camera.target_fps, camera.realtime, camera.loop, start, camera.max_frames,
+                depth=2 * cfg.detector.frames_per_call,
             )
 
         def send(events: list[VisitorEvent]) -> None:
@@ -68,7 +86,7 @@ class CameraActor:
             store,
             camera,
             make_pump,
-            detect=lambda img, size: detector.detect.remote(img, size),
+            detect=lambda imgs, size: _detect(detector, imgs, size),
             send_events=send,
             load_checkpoint=self._load_checkpoint,
             save_checkpoint=self._save_checkpoint,

@@ -70,6 +70,14 @@ class Detector:
         self.metrics.observe_batch(len(frames), time.perf_counter() - t0)
         return [d if d is not None else Detections.empty() for d in out]
 
+    async def detect_many(self, frames: list[np.ndarray], input_size: int | None = None) -> list[Detections]:
+        """Detect people in a chunk of one camera's frames (backfill); runs as its own batch."""
+        t0 = time.perf_counter()
+        model = self._model_for(input_size or self.cfg.input_size)
+        out = await asyncio.to_thread(model.detect, frames)
+        self.metrics.observe_batch(len(frames), time.perf_counter() - t0)
+        return out
+
     async def __call__(self, frame: np.ndarray, input_size: int | None = None) -> Detections:
         return await self.detect(frame, input_size)
 

@@ -74,14 +74,14 @@ class Harness:
         camera = store.cameras[0]
 
         def make_pump(start: int) -> FramePump:
-            return FramePump(ScriptedSource(N_FRAMES), camera.target_fps, False, False, start)
+            return FramePump(ScriptedSource(N_FRAMES), camera.target_fps, False, False, start, depth=8)
 
         def save(blob: bytes) -> None:
             self.checkpoint = blob
 
         return CameraRunner(
             FLEET, store, camera, make_pump,
-            detect=lambda img, size: Done(walker_boxes(int(img[0, 0, 0]))),
+            detect=lambda imgs, size: Done([walker_boxes(int(img[0, 0, 0])) for img in imgs]),
             send_events=self.send, load_checkpoint=lambda: self.checkpoint, save_checkpoint=save,
             clock=iter(float(i) for i in range(self.clock_start, self.clock_start + 10**6)).__next__,
         )

@@ -143,3 +143,17 @@ def test_unknown_synthetic_scene_is_a_clear_error() -> None:
 def test_missing_file_fails_with_its_name() -> None:
     with pytest.raises(SourceError, match=r"/nope\.avi"):
         open_source("/nope.avi").open()
+
+
+def test_backfill_buffers_up_to_depth_and_hands_out_chunks_in_order() -> None:
+    pump = FramePump(ScriptedSource(10), 10, realtime=False, loop=False, depth=4)
+    pump.start()
+    time.sleep(0.3)  # the reader fills the buffer, then waits
+    chunks = []
+    while not pump.finished:
+        chunk = pump.get_many(3, timeout=1)
+        if chunk:
+            chunks.append([f.index for f in chunk])
+    pump.stop()
+    assert chunks[0] == [0, 1, 2] and [i for c in chunks for i in c] == list(range(10))
+    assert max(len(c) for c in chunks) <= 3 and pump.frames_dropped == 0

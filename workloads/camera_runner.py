@@ -82,7 +82,7 @@ class CameraRunner:
         store: StoreConfig,
         camera: CameraConfig,
         make_pump: Callable[[int], FramePump],
-        detect: Callable[[Any, int | None], Pending],
+        detect: Callable[[list[Any], int | None], Pending],
         send_events: Callable[[list[VisitorEvent]], Any],
         load_checkpoint: Callable[[], bytes | None],
         save_checkpoint: Callable[[bytes], None],
@@ -126,17 +126,18 @@ class CameraRunner:
             self.publish_status(self.status)
             return self.status
         self.pump.start()
-        inflight: deque[tuple[Any, Pending]] = deque()
+        inflight: deque[tuple[list[Any], Pending]] = deque()
+        per_call = 1 if self.camera.realtime else self.fleet.detector.frames_per_call
         fps_window: deque[float] = deque(maxlen=30)
         self.status.state = "running"
         try:
             while not self._stop.is_set():
-                frame = self.pump.get(timeout=0.2)
-                if frame is not None:
-                    inflight.append((frame, self.detect(frame.image, self.camera.input_size)))
-                if inflight and (len(inflight) >= self.max_inflight or frame is None):
+                frames = self.pump.get_many(per_call, timeout=0.2)
+                if frames:
+                    inflight.append((frames, self.detect([f.image for f in frames], self.camera.input_size)))
+                if inflight and (len(inflight) >= self.max_inflight or not frames):
                     self._handle(*inflight.popleft(), fps_window)
-                if frame is None and not inflight and self.pump.finished:
+                if not frames and not inflight and self.pump.finished:
                     break
                 self._maybe_flush()
             while inflight:
@@ -159,19 +160,19 @@ class CameraRunner:
         fps = self.pump.native_fps or self.camera.target_fps
         return self.origin + timedelta(seconds=index / fps)
 
-    def _handle(self, frame: Any, pending: Pending, fps_window: deque[float]) -> None:
-        dets = pending.result()
-        ts = self._ts(frame.index)
-        events = self.engine.process(frame.index, ts, dets.boxes, dets.scores, frame.image)
-        self._pending_events += events
-        self.last_index = frame.index
-        now = self.clock()
-        fps_window.append(now)
+    def _handle(self, frames: list[Any], pending: Pending, fps_window: deque[float]) -> None:
+        results = pending.result()
         st = self.status
-        st.frames_processed += 1
-        st.last_frame_ts = ts.isoformat()
-        st.last_frame_wall = now
-        st.first_frame_wall = st.first_frame_wall or now
+        for frame, dets in zip(frames, results, strict=True):
+            ts = self._ts(frame.index)
+            self._pending_events += self.engine.process(frame.index, ts, dets.boxes, dets.scores, frame.image)
+            self.last_index = frame.index
+            now = self.clock()
+            fps_window.append(now)
+            st.frames_processed += 1
+            st.last_frame_ts = ts.isoformat()
+            st.last_frame_wall = now
+            st.first_frame_wall = st.first_frame_wall or now
         if len(fps_window) > 1:
             st.fps = (len(fps_window) - 1) / max(fps_window[-1] - fps_window[0], 1e-6)
 

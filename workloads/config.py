@@ -187,6 +187,13 @@ class DetectorConfig(_Strict):
     iou_threshold: float = Field(0.6, gt=0, lt=1, description="NMS overlap above which the weaker box is dropped.")
     max_batch_size: int = Field(4, ge=1, le=64, description="Frames per batched inference across cameras.")
     batch_wait_timeout_s: float = Field(0.01, ge=0, description="How long a batch waits to fill up.")
+    frames_per_call: int = Field(
+        8,
+        ge=1,
+        le=32,
+        description="Backfill cameras (realtime: false) send up to this many frames per detector call: fewer "
+        "calls, less per-call overhead. Live cameras always send their latest frame alone.",
+    )
 
 
 class TrackerConfig(_Strict):

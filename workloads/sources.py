@@ -25,6 +25,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -176,6 +177,7 @@ class FramePump:
         loop: bool = True,
         start_index: int = 0,
         max_frames: int | None = None,
+        depth: int = 1,
         backoff_s: tuple[float, float] = (0.5, 30.0),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -186,7 +188,10 @@ class FramePump:
         self.backoff_s = backoff_s
         self._clock = clock
         self._cv = threading.Condition()
-        self._slot: Frame | None = None
+        # Realtime keeps only the newest frame; backfill buffers up to `depth` so the consumer can take
+        # several frames per detector call.
+        self._buf: deque[Frame] = deque()
+        self.depth = 1 if realtime else max(1, depth)
         self._done = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pump:{source.name}", daemon=True)
@@ -211,33 +216,39 @@ class FramePump:
     def finished(self) -> bool:
         """True once a non-looping file is exhausted and its last frame was taken."""
         with self._cv:
-            return self._done and self._slot is None
+            return self._done and not self._buf
 
     def get(self, timeout: float | None = None) -> Frame | None:
-        """The newest frame not yet taken; None on timeout or when the feed ended."""
+        """The oldest frame not yet taken (realtime: the newest); None on timeout or when the feed ended."""
+        frames = self.get_many(1, timeout)
+        return frames[0] if frames else None
+
+    def get_many(self, max_n: int, timeout: float | None = None) -> list[Frame]:
+        """Up to `max_n` buffered frames, in order, waiting only for the first; [] on timeout or end."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cv:
-            while self._slot is None and not self._done and not self._stop.is_set():
+            while not self._buf and not self._done and not self._stop.is_set():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return None
+                    return []
                 self._cv.wait(remaining)
-            frame, self._slot = self._slot, None
+            out = [self._buf.popleft() for _ in range(min(max_n, len(self._buf)))]
             self._cv.notify_all()
-            return frame
+            return out
 
     # producer side -------------------------------------------------------------------------
     def _offer(self, frame: Frame) -> None:
         with self._cv:
             if self.realtime:
-                if self._slot is not None:
-                    self.frames_dropped += 1  # latest-frame policy: the unread frame is superseded
-                self._slot = frame
+                if self._buf:
+                    self.frames_dropped += len(self._buf)  # latest-frame policy: unread frames are superseded
+                    self._buf.clear()
+                self._buf.append(frame)
                 self._cv.notify_all()
                 return
-            while self._slot is not None and not self._stop.is_set():
+            while len(self._buf) >= self.depth and not self._stop.is_set():
                 self._cv.wait(0.5)
-            self._slot = frame
+            self._buf.append(frame)
             self._cv.notify_all()
 
     def _open_with_backoff(self) -> float | None:
