@@ -55,8 +55,8 @@ class Crash(RuntimeError):
 class Harness:
     """Store, checkpoint slot and detector for runners that share them, as a restarted actor would."""
 
-    def __init__(self, clock_start: int = 0) -> None:
-        self.clock_start = clock_start
+    def __init__(self, clock_start: int = 0, live: bool = False) -> None:
+        self.clock_start, self.live = clock_start, live
         self.stored: dict[str, Any] = {}
         self.appends = 0
         self.checkpoint: bytes | None = None
@@ -71,7 +71,8 @@ class Harness:
 
     def runner(self) -> CameraRunner:
         store = FLEET.stores[0]
-        camera = store.cameras[0]
+        # `live` marks the camera realtime (event-time semantics); the scripted pump still runs unpaced.
+        camera = store.cameras[0].model_copy(update={"realtime": self.live})
 
         def make_pump(start: int) -> FramePump:
             return FramePump(ScriptedSource(N_FRAMES), camera.target_fps, False, False, start, depth=8)
@@ -130,3 +131,14 @@ def test_a_fresh_run_never_reuses_an_earlier_runs_ids() -> None:
     assert first.stored and second.stored
     assert not set(first.stored) & set(second.stored)
     assert not {e.visitor_id for e in first.stored.values()} & {e.visitor_id for e in second.stored.values()}
+
+
+def test_live_camera_resumes_on_the_wall_clock_after_downtime() -> None:
+    h = Harness(live=True)
+    h.fail_on_append = 3
+    with pytest.raises(Crash):
+        h.runner().run()
+    h.clock_start = 50_000  # the actor comes back much later
+    h.runner().run()
+    late = [e for e in h.stored.values() if e.timestamp.timestamp() >= 50_000]
+    assert late, "events after the restart carry the wall-clock time of their frames"

@@ -107,6 +107,9 @@ class CameraRunner:
             self.origin = self.checkpoint.origin
             start = self.checkpoint.frame_index + 1
             self.status.restored_from = self.checkpoint.frame_index
+            # A live feed resumes at "now": frames during the downtime were never seen, so event time is
+            # re-anchored to the wall clock at the first frame (ids do not depend on it).
+            self._reanchor = camera.realtime
             log.info("camera %s resumes after frame %d", camera.id, self.checkpoint.frame_index)
         else:
             self.origin = datetime.fromtimestamp(clock(), UTC)
@@ -115,6 +118,8 @@ class CameraRunner:
             start = 0
         self.last_index = start - 1
         self.pump = make_pump(start)
+
+    _reanchor = False
 
     def stop(self) -> None:
         self._stop.set()
@@ -164,6 +169,10 @@ class CameraRunner:
         results = pending.result()
         st = self.status
         for frame, dets in zip(frames, results, strict=True):
+            if self._reanchor:
+                fps = self.pump.native_fps or self.camera.target_fps
+                self.origin = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=frame.index / fps)
+                self._reanchor = False
             ts = self._ts(frame.index)
             self._pending_events += self.engine.process(frame.index, ts, dets.boxes, dets.scores, frame.image)
             self.last_index = frame.index
