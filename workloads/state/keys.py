@@ -70,6 +70,11 @@ def camera_health(store_id: str, camera_id: str) -> str:
     return f"{_tag(store_id)}:camera:{camera_id}:health"
 
 
+def consumer_cursor(store_id: str, consumer: str) -> str:
+    """Last stream id a downstream consumer (analytics, rules) has fully applied."""
+    return f"{_tag(store_id)}:cursor:{consumer}"
+
+
 def store_pattern(store_id: str) -> str:
     """SCAN MATCH pattern of every key of the store (glob characters in the id escaped)."""
     escaped = "".join("\\" + c if c in "*?[]\\" else c for c in store_id)
