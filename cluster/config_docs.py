@@ -12,6 +12,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from workloads import config as c
+from workloads.access import ApiConfig, ApiKeyConfig
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("Fleet (top level)", c.FleetConfig),
@@ -23,6 +24,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("stores[].cameras[].tripwires[]", c.TripwireConfig),
     ("stores[].staff[] (kind: uniform_colour)", c.UniformColourRule),
     ("stores[].staff[] (kind: staff_zone)", c.StaffZoneRule),
+    ("api", ApiConfig),
+    ("api.keys[]", ApiKeyConfig),
 ]
 
 

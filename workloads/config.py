@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from workloads.access import ApiConfig
+
 Point = tuple[float, float]
 _ID = r"^[A-Za-z0-9_.-]+$"
 
@@ -212,12 +214,18 @@ class FleetConfig(_Strict):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Tracking, for every camera.")
     event_batch_max: int = Field(64, ge=1, le=500, description="Most events a camera sends in one call.")
     event_batch_interval_s: float = Field(1.0, gt=0, description="Longest a camera holds events before sending.")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API access: keys and roles.")
     stores: list[StoreConfig] = Field(min_length=1, description="The chain's stores (at least one).")
 
     @model_validator(mode="after")
     def _fleet_unique(self) -> FleetConfig:
         _no_dupes([s.id for s in self.stores], "store id")
         _no_dupes([c.id for s in self.stores for c in s.cameras], "camera id (across the fleet)")
+        _no_dupes([k.id for k in self.api.keys], "api key id")
+        store_ids = {s.id for s in self.stores}
+        for k in self.api.keys:
+            if k.store_id is not None and k.store_id not in store_ids:
+                raise ValueError(f"api key {k.id!r} names store {k.store_id!r}, which is not in the fleet")
         return self
 
     def cameras(self) -> list[tuple[StoreConfig, CameraConfig]]:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import redis
 from fastapi import Depends, HTTPException
 
+from workloads.access import KeyRing
 from workloads.config import FleetConfig, StoreConfig
 from workloads.state.checkpoints import CheckpointStore
 from workloads.state.event_log import EventLog
@@ -21,12 +22,13 @@ class ApiContext:
     redis: redis.Redis
     events: EventLog
     checkpoints: CheckpointStore
+    keys: KeyRing
 
     @classmethod
     def create(cls, fleet: dict[str, Any] | FleetConfig, redis_url: str) -> "ApiContext":
         cfg = fleet if isinstance(fleet, FleetConfig) else FleetConfig.model_validate(fleet)
         client = redis.Redis.from_url(redis_url, socket_timeout=2)
-        return cls(cfg, client, EventLog(client), CheckpointStore(client))
+        return cls(cfg, client, EventLog(client), CheckpointStore(client), KeyRing.from_config(cfg.api))
 
     def store(self, store_id: str) -> StoreConfig:
         """The store's config, or 404 naming the unknown id."""

@@ -8,7 +8,9 @@ import redis
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from deployments.api.auth import Principal, require
 from deployments.api.context import Ctx
+from workloads.access import Permission, Role
 from workloads.events import EventType, VisitorEvent
 from workloads.state.checkpoints import CameraHealth as StoredHealth
 
@@ -34,6 +36,7 @@ class CameraHealth(BaseModel):
 class Health(BaseModel):
     status: str = Field(description="`ok`, `degraded` (a feed is stale or failed) or `down` (Redis unreachable).")
     redis: bool
+    auth: str = Field("keys", description="`keys` (API keys required) or `open` (no keys configured: local demo).")
     cameras: list[CameraHealth]
 
 
@@ -54,7 +57,8 @@ class EventPage(BaseModel):
 
 
 
-@router.get("/health", response_model=Health, summary="Service and per-camera feed health")
+@router.get("/health", response_model=Health, summary="Service and per-camera feed health",
+            dependencies=[require(Permission.HEALTH)])
 def health(ctx: Ctx) -> Health:
     try:
         ctx.redis.ping()
@@ -75,13 +79,16 @@ def health(ctx: Ctx) -> Health:
             reconnects=h.reconnects, staleness_s=staleness, stale=stale, error=h.error,
         ))
     bad = any(c.stale or c.state == "failed" for c in cams)
-    return Health(status="degraded" if bad else "ok", redis=True, cameras=cams)
+    return Health(status="degraded" if bad else "ok", redis=True, auth="open" if ctx.keys.open else "keys",
+                  cameras=cams)
 
 
 @router.get("/stores", response_model=list[StoreSummary], summary="Stores of the fleet with event totals")
-def stores(ctx: Ctx) -> list[StoreSummary]:
+def stores(ctx: Ctx, key: Annotated[Principal, require(Permission.DATA)]) -> list[StoreSummary]:
     out = []
     for s in ctx.fleet.stores:
+        if key is not None and key.role is Role.STORE and key.store_id != s.id:
+            continue  # a store key sees its own store only
         counters = ctx.events.counters(s.id)
         last = ctx.events.last_event(s.id)
         out.append(StoreSummary(
@@ -93,7 +100,8 @@ def stores(ctx: Ctx) -> list[StoreSummary]:
     return out
 
 
-@router.get("/stores/{store_id}/events", response_model=EventPage, summary="A store's events, newest first")
+@router.get("/stores/{store_id}/events", response_model=EventPage, summary="A store's events, newest first",
+            dependencies=[require(Permission.DATA)])
 def store_events(
     ctx: Ctx,
     store_id: str,
