@@ -69,6 +69,20 @@ def test_keys_from_env_and_config() -> None:
     assert ring.authenticate("x").role is Role.SRE and ring.authenticate("y").role is Role.HQ
 
 
+@pytest.fixture
+def client(redis_url: str) -> TestClient:
+    """The core routes over a real Redis, for a two-store fleet guarded by RING's keys."""
+    fleet = FleetConfig.model_validate({"stores": [
+        {"id": sid, "cameras": [{"id": f"C{sid}", "source": "synthetic:empty"}]} for sid in ("S1", "S2")
+    ]})
+    ctx = ApiContext.create(fleet, redis_url)
+    ctx.keys = RING
+    set_context(ctx)
+    app = FastAPI()
+    app.include_router(core.router)
+    return TestClient(app)
+
+
 @pytest.mark.parametrize(
     ("key", "path", "status"),
     [
@@ -81,28 +95,11 @@ def test_keys_from_env_and_config() -> None:
         ("hq-secret", "/stores/NOPE/events", 404),
     ],
 )
-def test_http_routes_enforce_roles(redis_url, key, path, status) -> None:
-    fleet = FleetConfig.model_validate({"stores": [
-        {"id": sid, "cameras": [{"id": f"C{sid}", "source": "synthetic:empty"}]} for sid in ("S1", "S2")
-    ]})
-    ctx = ApiContext.create(fleet, redis_url)
-    ctx.keys = RING
-    set_context(ctx)
-    app = FastAPI()
-    app.include_router(core.router)
+def test_http_routes_enforce_roles(client: TestClient, key, path, status) -> None:
     headers = {"X-API-Key": key} if key else {}
-    assert TestClient(app).get(path, headers=headers).status_code == status
+    assert client.get(path, headers=headers).status_code == status
 
 
-def test_store_key_lists_only_its_store(redis_url) -> None:
-    fleet = FleetConfig.model_validate({"stores": [
-        {"id": sid, "cameras": [{"id": f"C{sid}", "source": "synthetic:empty"}]} for sid in ("S1", "S2")
-    ]})
-    ctx = ApiContext.create(fleet, redis_url)
-    ctx.keys = RING
-    set_context(ctx)
-    app = FastAPI()
-    app.include_router(core.router)
-    client = TestClient(app)
+def test_store_key_lists_only_its_store(client: TestClient) -> None:
     assert [s["id"] for s in client.get("/stores", headers={"Authorization": "Bearer s1-secret"}).json()] == ["S1"]
     assert len(client.get("/stores", headers={"X-API-Key": "hq-secret"}).json()) == 2
