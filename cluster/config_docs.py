@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from workloads import config as c
 from workloads.access import ApiConfig, ApiKeyConfig
+from workloads.lp import settings as lp
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("Fleet (top level)", c.FleetConfig),
@@ -26,6 +27,10 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("stores[].staff[] (kind: staff_zone)", c.StaffZoneRule),
     ("api", ApiConfig),
     ("api.keys[]", ApiKeyConfig),
+    ("loss_prevention", lp.LossPreventionConfig),
+    ("loss_prevention.mqtt", lp.MqttBrokerConfig),
+    ("loss_prevention.scenescape", lp.ScenescapeConfig),
+    ("loss_prevention.scenescape.scenes[]", lp.ScenescapeScene),
 ]
 
 

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workloads.access import ApiConfig
+from workloads.lp.settings import LossPreventionConfig
 
 Point = tuple[float, float]
 _ID = r"^[A-Za-z0-9_.-]+$"
@@ -215,6 +216,10 @@ class FleetConfig(_Strict):
     event_batch_max: int = Field(64, ge=1, le=500, description="Most events a camera sends in one call.")
     event_batch_interval_s: float = Field(1.0, gt=0, description="Longest a camera holds events before sending.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API access: keys and roles.")
+    loss_prevention: LossPreventionConfig = Field(
+        default_factory=LossPreventionConfig,
+        description="Loss prevention: rules and alert-config files, alert MQTT broker, SceneScape input.",
+    )
     stores: list[StoreConfig] = Field(min_length=1, description="The chain's stores (at least one).")
 
     @model_validator(mode="after")

@@ -79,3 +79,76 @@ def store_pattern(store_id: str) -> str:
     """SCAN MATCH pattern of every key of the store (glob characters in the id escaped)."""
     escaped = "".join("\\" + c if c in "*?[]\\" else c for c in store_id)
     return f"{PREFIX}:{{{escaped}}}:*"
+
+
+# ------------------------------------------------------------------------------ loss prevention
+
+
+def lp_rules(store_id: str) -> str:
+    """Hash: the store's effective loss-prevention rules (yaml, version, source, updated_at, updated_by)."""
+    return f"{_tag(store_id)}:lp:rules"
+
+
+def lp_sessions(store_id: str) -> str:
+    """Hash visitor_id -> session JSON: per-visitor loss-prevention state (visits, flags, dedup marks)."""
+    return f"{_tag(store_id)}:lp:sessions"
+
+
+def lp_sessions_by_seen(store_id: str) -> str:
+    """Sorted set of visitor ids with a session, scored by last-seen event time (ms)."""
+    return f"{_tag(store_id)}:lp:sessions:by_seen"
+
+
+def lp_alert(store_id: str, alert_id: str) -> str:
+    """Hash: one alert (immutable `json`, plus `status` and who/when of acknowledge and resolve)."""
+    return f"{_tag(store_id)}:lp:alert:{alert_id}"
+
+
+def lp_alerts_by_time(store_id: str) -> str:
+    """Sorted set of the store's alert ids scored by alert time (ms)."""
+    return f"{_tag(store_id)}:lp:alerts:by_ts"
+
+
+def lp_alert_counters(store_id: str) -> str:
+    """Hash of running alert counts: total, type:<T>, severity:<S>, status:<S>, suppressed:<T>."""
+    return f"{_tag(store_id)}:lp:alerts:counters"
+
+
+def lp_alert_dedup(store_id: str) -> str:
+    """Sorted set: time-window dedup hash -> time (ms) of the last alert created with it."""
+    return f"{_tag(store_id)}:lp:alerts:dedup"
+
+
+def lp_alerts_stream(store_id: str) -> str:
+    """Stream of created alerts (fields `alert_id`, `json`): the delivery outbox and a feed for readers."""
+    return f"{_tag(store_id)}:lp:alerts:stream"
+
+
+def lp_alerts_channel(store_id: str) -> str:
+    """Pub/sub channel on which every new alert's JSON is published."""
+    return f"{_tag(store_id)}:lp:alerts:live"
+
+
+def lp_delivery_failed(store_id: str) -> str:
+    """Stream of alert deliveries that failed after every retry (alert_id, channel, error)."""
+    return f"{_tag(store_id)}:lp:alerts:undelivered"
+
+
+def lp_escalations(store_id: str) -> str:
+    """Stream of escalation requests (e.g. behavioural analysis), for the service that handles them."""
+    return f"{_tag(store_id)}:lp:escalations"
+
+
+def lp_escalation_ids(store_id: str) -> str:
+    """Sorted set of escalation ids already written, scored by time (ms): keeps replays out of the stream."""
+    return f"{_tag(store_id)}:lp:escalations:ids"
+
+
+def lp_ba_results(store_id: str) -> str:
+    """Stream of behavioural-analysis results fed into the store's rules (fields `result_id`, `json`)."""
+    return f"{_tag(store_id)}:lp:ba_results"
+
+
+def lp_status(store_id: str) -> str:
+    """Hash: the rule actor's heartbeat (rules version and error, lag, sessions, last tick)."""
+    return f"{_tag(store_id)}:lp:status"
