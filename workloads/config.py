@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workloads.access import ApiConfig
+from workloads.analytics.settings import AnalyticsConfig
 from workloads.lp.settings import LossPreventionConfig
 
 Point = tuple[float, float]
@@ -216,6 +217,9 @@ class FleetConfig(_Strict):
     event_batch_max: int = Field(64, ge=1, le=500, description="Most events a camera sends in one call.")
     event_batch_interval_s: float = Field(1.0, gt=0, description="Longest a camera holds events before sending.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API access: keys and roles.")
+    analytics: AnalyticsConfig = Field(
+        default_factory=AnalyticsConfig, description="Store analytics: POS matching window and anomaly thresholds."
+    )
     loss_prevention: LossPreventionConfig = Field(
         default_factory=LossPreventionConfig,
         description="Loss prevention: rules and alert-config files, alert MQTT broker, SceneScape input.",

@@ -152,3 +152,88 @@ def lp_ba_results(store_id: str) -> str:
 def lp_status(store_id: str) -> str:
     """Hash: the rule actor's heartbeat (rules version and error, lag, sessions, last tick)."""
     return f"{_tag(store_id)}:lp:status"
+
+
+# ------------------------------------------------------------------------------------ store analytics
+# Aggregates derived from the event stream by the store's analytics consumer, bucketed by the local
+# hour of the store (a bucket is named by the epoch second its local hour starts), plus POS state.
+
+
+def analytics_buckets(store_id: str) -> str:
+    """Sorted set of the store's analytics hour buckets that hold data (member and score: bucket start, epoch s)."""
+    return f"{_tag(store_id)}:an:buckets"
+
+
+def analytics_counts(store_id: str, bucket: int) -> str:
+    """Hash of one hour bucket's counters (entries, queue joins, zone visits and dwell sums, ...)."""
+    return f"{_tag(store_id)}:an:h:{bucket}:counts"
+
+
+def analytics_visitors(store_id: str, bucket: int, stage: str) -> str:
+    """Set of the visitor ids that reached a funnel stage (entry, zone, billing) in one hour bucket."""
+    return f"{_tag(store_id)}:an:h:{bucket}:v:{stage}"
+
+
+def analytics_purchases(store_id: str, bucket: int) -> str:
+    """Hash transaction_id -> matched visitor id, for the transactions of one hour bucket."""
+    return f"{_tag(store_id)}:an:h:{bucket}:purchases"
+
+
+def analytics_staff(store_id: str) -> str:
+    """Set of visitor ids ever flagged as staff: removed from every visitor count and never matched to a sale."""
+    return f"{_tag(store_id)}:an:staff"
+
+
+def analytics_zone_last(store_id: str) -> str:
+    """Sorted set zone_id scored by the time of its latest non-staff visit (ms; only ever raised)."""
+    return f"{_tag(store_id)}:an:zone_last"
+
+
+def analytics_camera_last(store_id: str) -> str:
+    """Sorted set camera_id scored by the time of its latest event (ms; only ever raised)."""
+    return f"{_tag(store_id)}:an:camera_last"
+
+
+def analytics_queue_now(store_id: str) -> str:
+    """Hash zone_id -> "ts_ms:depth" of the latest queue depth reported for each billing zone."""
+    return f"{_tag(store_id)}:an:queue_now"
+
+
+def analytics_queue_samples(store_id: str) -> str:
+    """Sorted set of recent queue-depth samples ("zone|ts_ms|depth|event_id"), scored by time (ms)."""
+    return f"{_tag(store_id)}:an:queue_samples"
+
+
+def analytics_queue_peaks(store_id: str) -> str:
+    """Sorted set "bucket|zone_id" scored by the highest queue depth seen in that hour (only ever raised)."""
+    return f"{_tag(store_id)}:an:queue_peaks"
+
+
+def analytics_scratch(store_id: str, name: str) -> str:
+    """Temporary set used inside one analytics Lua script and deleted before it returns."""
+    return f"{_tag(store_id)}:an:tmp:{name}"
+
+
+def pos_transactions(store_id: str) -> str:
+    """Hash transaction_id -> transaction JSON: the POS idempotency guard (HSETNX)."""
+    return f"{_tag(store_id)}:pos:tx"
+
+
+def pos_by_time(store_id: str) -> str:
+    """Sorted set of transaction ids scored by transaction time (ms)."""
+    return f"{_tag(store_id)}:pos:by_ts"
+
+
+def pos_matches(store_id: str) -> str:
+    """Hash transaction_id -> matched visitor id ("" when nobody was in billing)."""
+    return f"{_tag(store_id)}:pos:match"
+
+
+def pos_billing_presence(store_id: str) -> str:
+    """Sorted set of billing-zone presences (JSON [visitor, start_ms, end_ms]) scored by end_ms."""
+    return f"{_tag(store_id)}:pos:presence"
+
+
+def pos_dirty(store_id: str) -> str:
+    """Sorted set of time ranges ("lo:hi", ms) whose transactions must be matched again."""
+    return f"{_tag(store_id)}:pos:dirty"
