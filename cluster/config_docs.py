@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from workloads import config as c
 from workloads.access import ApiConfig, ApiKeyConfig
+from workloads.analytics.settings import AnalyticsConfig
 from workloads.lp import settings as lp
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
@@ -27,6 +28,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("stores[].staff[] (kind: staff_zone)", c.StaffZoneRule),
     ("api", ApiConfig),
     ("api.keys[]", ApiKeyConfig),
+    ("analytics", AnalyticsConfig),
     ("loss_prevention", lp.LossPreventionConfig),
     ("loss_prevention.mqtt", lp.MqttBrokerConfig),
     ("loss_prevention.scenescape", lp.ScenescapeConfig),
