@@ -70,3 +70,38 @@ def ray_cluster() -> Iterator[None]:
     yield
     serve.shutdown()
     ray.shutdown()
+
+
+# ------------------------------------------------------------------------------------------- Mosquitto
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """(host, port) of a real Mosquitto broker (Debian's, see infra/apt-test-packages.txt) on a free port."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {proc.stderr.read().decode() if proc.stderr else ''}") from None
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError("mosquitto did not start listening within 10 s")
+    yield "127.0.0.1", port
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -322,3 +322,44 @@ def test_rejects_events_of_another_store() -> None:
     bad = ev(0, "ZONE_ENTER", "HV").model_copy(update={"store_id": "S2"})
     with pytest.raises(ValueError, match="store S2"):
         make().apply_events([bad])
+
+
+# ---------------------------------------------------------------------------------------------- independent of ticks
+
+
+def test_loiter_passed_between_ticks_is_caught_at_exit_with_the_same_id() -> None:
+    caught = make().apply_events(visit(0, "HV", 40))  # no tick ran while the person was inside
+    assert fired(caught) == [("LOITERING", "WARNING", "HV", "v1")]
+    assert caught.alerts[0].details["dwell_seconds"] == 40
+    wall = FakeWall((T0 + timedelta(seconds=1)).timestamp())
+    live = make(wall=wall)
+    live.apply_events([ev(0, "ZONE_ENTER", "HV")])
+    wall.t = (T0 + timedelta(seconds=31)).timestamp()
+    ticked = live.tick()
+    assert [a.alert_id for a in ticked.alerts] == [a.alert_id for a in caught.alerts]
+    assert fired(live.apply_events([ev(40, "ZONE_EXIT", "HV", dwell=40)])) == []
+
+
+def test_expiry_is_decided_by_event_time_without_a_tick() -> None:
+    lp = make(DEFAULT.replace("session_timeout_seconds: 900", "session_timeout_seconds: 60"))
+    lp.apply_events([*visit(0, "HV", 5), *visit(10, "HV", 5)])
+    fx = lp.apply_events([*visit(100, "HV", 5)])  # 85 s after the last event: a new session
+    assert [s.visitor_id for s in fx.expired] == ["v1"]
+    assert lp.sessions["v1"].zone_visit_counts == {"HV": 1}
+    assert fired(fx) == []  # the third visit overall, but the first of this session
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 7, 100])
+def test_alerts_do_not_depend_on_batching(batch) -> None:
+    events = [*visit(0, "HV", 5), *visit(10, "HV", 35), *visit(60, "HV", 5), ev(70, "ZONE_ENTER", "R"),
+              *visit(75, "P1", 5), ev(85, "EXIT"), *visit(300, "HV", 5, visitor="w"), ev(400, "EXIT", visitor="w")]
+    reference = make(DEFAULT.replace("session_timeout_seconds: 900", "session_timeout_seconds: 60"))
+    expected = sorted(a.alert_id for a in reference.apply_events(events).alerts)
+    lp = make(DEFAULT.replace("session_timeout_seconds: 900", "session_timeout_seconds: 60"))
+    got: list[str] = []
+    for i in range(0, len(events), batch):
+        got += [a.alert_id for a in lp.apply_events(events[i:i + batch]).alerts]
+        got += [a.alert_id for a in lp.tick().alerts]
+    # v1: loitering (35 s visit), repeated visit (3rd), zone violation, checkout bypass. w's exit comes
+    # 95 s after their high-value visit, past the 60 s timeout: a new session, no bypass.
+    assert sorted(got) == expected and len(expected) == 4

@@ -8,10 +8,12 @@ How events become rule triggers (zone_type from the store's zone table):
     ZONE_EXIT           zone_exit    (closes the visit; dwell from the event)
     ZONE_DWELL, tick    zone_loiter  once per visit and rule, when its conditions first hold; the tick
                                      checks open visits on the camera's clock, so it fires while the
-                                     person is still inside
+                                     person is still inside; a ZONE_EXIT checks once more (catch-up)
     BA result           ba_result    (sets `external` flags first)
 Alert ids derive from the cause (event id, visit, result id) so a replay after a crash yields the same
-ids; `fire_once_per` marks live in the session and are saved with it.
+ids; `fire_once_per` marks live in the session and are saved with it. Which alerts fire depends on
+the events alone, not on how they were batched or when ticks ran: a session that outlived its timeout
+is expired by the next event's time, and a loiter threshold passed between ticks is caught at exit.
 
 Example:
     >>> lp = StoreRules("S1", {"HV": "HIGH_VALUE"}, load_rules(DEFAULT_RULES_FILE.read_text()))  # doctest: +SKIP
@@ -143,7 +145,7 @@ class StoreRules:
         before = self.engine.evaluations
         result = result.with_id()
         at = result.timestamp or result.last_frame_ts or received_at
-        s = self._session(result.visitor_id, None, at)
+        s = self._session(result.visitor_id, None, at, fx, touch=False)
         zone_id = result.zone_id
         if zone_id is None:  # the HIGH_VALUE visit in progress, if any
             zone_id = next((v.zone_id for v in s.open_visits.values() if v.zone_type == "HIGH_VALUE"), None)
@@ -179,21 +181,32 @@ class StoreRules:
                 if dwell > 0 and self._loiter(s, visit, dwell, _dt(now), "TICK", None, fx):
                     fx.sessions[s.visitor_id] = s
             now = self.clock.now_for(s.camera_id)
-            limit = (self.ruleset.settings.open_visit_timeout_seconds if s.open_visits
-                     else self.ruleset.settings.session_timeout_seconds)
-            if now - _ts(s.last_seen) > limit:
+            if now - _ts(s.last_seen) > self._limit(s):
                 self._expire(s, _dt(now), fx)
         fx.evaluations = self.engine.evaluations - before
         return fx
 
     # ------------------------------------------------------------------ internals
 
-    def _session(self, visitor_id: str, camera_id: str | None, at: datetime) -> Session:
+    def _limit(self, s: Session) -> float:
+        st = self.ruleset.settings
+        return st.open_visit_timeout_seconds if s.open_visits else st.session_timeout_seconds
+
+    def _session(self, visitor_id: str, camera_id: str | None, at: datetime, fx: Effects,
+                 touch: bool = True) -> Session:
+        """The visitor's session (a new one if none, or if it timed out before `at`). `touch=False` is for
+        late inputs about the past (behavioural-analysis results): they neither expire nor extend it."""
         s = self.sessions.get(visitor_id)
+        if touch and s is not None and (at - s.last_seen).total_seconds() > self._limit(s):
+            # Expired before this event: decided by event time, so it does not depend on when ticks ran.
+            self._expire(s, at, fx)
+            s = None
         if s is None:
             s = Session(store_id=self.store_id, visitor_id=visitor_id, first_seen=at, last_seen=at,
                         camera_id=camera_id or "")
             self.sessions[visitor_id] = s
+        if not touch:
+            return s
         if at > s.last_seen:
             s.last_seen = at
         if camera_id:
@@ -222,7 +235,7 @@ class StoreRules:
         self.clock.observe(e.camera_id, _ts(e.timestamp))
         if e.is_staff and self.ruleset.settings.ignore_staff:
             return
-        s = self._session(e.visitor_id, e.camera_id, e.timestamp)
+        s = self._session(e.visitor_id, e.camera_id, e.timestamp, fx)
         t = e.event_type
         ev_ref = EvidenceRef(kind="event", id=str(e.event_id), camera_id=e.camera_id, at=e.timestamp)
         clip = EvidenceRef(kind="clip", camera_id=e.camera_id, at=e.timestamp - CLIP_BEFORE,
@@ -246,11 +259,13 @@ class StoreRules:
             visit = s.open_visits.pop(zid, None)
             dwell = e.dwell_ms / 1000 if e.dwell_ms else (
                 (e.timestamp - visit.entered_at).total_seconds() if visit else 0.0)
-            if visit:
-                s.loitered = {m for m in s.loitered if not m.endswith(f"|{visit.entry_event_id}")}
             esc = s.escalations.pop(zid, None)
             if esc:
                 fx.escalations.append(self._stop(s, zid, esc, e.timestamp))
+            if visit is not None and self.engine.rules_for("zone_loiter", ztype):
+                # Catch-up: a visit whose dwell passed a loiter threshold between two ticks (backfill,
+                # a late batch) still gets its loiter check, with the same alert id a tick would give.
+                self._loiter(s, visit, dwell, e.timestamp, t.value, e, fx)
             evidence = [ev_ref]
             if visit:
                 evidence += [EvidenceRef(kind="event", id=visit.entry_event_id, camera_id=visit.camera_id,
@@ -259,6 +274,8 @@ class StoreRules:
                                          until=e.timestamp)]
             self._evaluate(s, _Trigger("zone_exit", t.value, zid, ztype, e.camera_id, e.timestamp, dwell,
                                        cause=str(e.event_id), evidence=evidence, event=e), fx)
+            if visit is not None:
+                s.loitered = {m for m in s.loitered if not m.endswith(f"|{visit.entry_event_id}")}
         elif t is EventType.ZONE_DWELL:
             zid = e.zone_id or ""
             visit = s.open_visits.get(zid)

@@ -149,6 +149,11 @@ def lp_ba_results(store_id: str) -> str:
     return f"{_tag(store_id)}:lp:ba_results"
 
 
+def lp_ba_result_ids(store_id: str) -> str:
+    """Sorted set of behavioural-analysis result ids already queued, scored by arrival (ms): retries drop out."""
+    return f"{_tag(store_id)}:lp:ba_results:ids"
+
+
 def lp_status(store_id: str) -> str:
     """Hash: the rule actor's heartbeat (rules version and error, lag, sessions, last tick)."""
     return f"{_tag(store_id)}:lp:status"
