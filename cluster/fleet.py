@@ -19,7 +19,9 @@ import yaml
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
+from cluster.scenescape import start_scenescape
 from deployments.camera_actor import CameraActor, camera_actor_name
+from deployments.rule_actor import start_rule_actors
 from deployments.store_actor import NAMESPACE, StoreActor, store_actor_name
 from workloads.config import FleetConfig
 
@@ -111,6 +113,7 @@ class Fleet:
     config: FleetConfig
     redis_url: str
     stores: dict[str, Any] = field(default_factory=dict)
+    rules: dict[str, Any] = field(default_factory=dict)
     cameras: dict[str, Any] = field(default_factory=dict)
 
     def start_stores(self) -> None:
@@ -119,6 +122,10 @@ class Fleet:
                 name=store_actor_name(s.id), namespace=NAMESPACE, get_if_exists=True
             ).remote(s.id, self.redis_url)
         ray.get([a.ping.remote() for a in self.stores.values()])
+
+    def start_rules(self) -> None:
+        """Loss prevention: one rule actor per store (own cursor on its events), the SceneScape adapter if set."""
+        self.rules = {**start_rule_actors(self.config, self.redis_url), **start_scenescape(self.config)}
 
     def start_cameras(self) -> None:
         fleet = self.config.model_dump(mode="json")
@@ -145,10 +152,11 @@ class Fleet:
         """Stop cameras (each flushes its events and checkpoints), then drop all actors."""
         if self.cameras:
             ray.get([a.stop.remote() for a in self.cameras.values()], timeout=60)
-        for a in [*self.cameras.values(), *self.stores.values()]:
+        for a in [*self.cameras.values(), *self.stores.values(), *self.rules.values()]:
             ray.kill(a, no_restart=True)
         self.cameras.clear()
         self.stores.clear()
+        self.rules.clear()
 
 
 def start_fleet(
@@ -161,5 +169,6 @@ def start_fleet(
     deploy_serve(load_serve_config(serve_config, config, redis_url, http_port))
     fleet = Fleet(config, redis_url)
     fleet.start_stores()
+    fleet.start_rules()
     fleet.start_cameras()
     return fleet

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
-from deployments.api import core
+from deployments.api import core, lp
 from deployments.api.context import ApiContext, set_context
 
 app = FastAPI(
@@ -19,6 +19,7 @@ app = FastAPI(
     description="Visitor events, store analytics and feed health for a retail chain's cameras.",
 )
 app.include_router(core.router)
+app.include_router(lp.router)
 
 
 @serve.deployment(name="Api")

@@ -350,3 +350,41 @@ class BehaviourMetrics:
     def prefiltered(self, passed: bool, seconds: float) -> None:
         self.prefilter.inc(1, {**self.tags, "type": PREFILTER_VERDICTS[0 if passed else 1]})
         self.prefilter_latency.observe(seconds, self.tags)
+
+
+# ------------------------------------------------------------------------- loss prevention (rule actors)
+# Plain Ray metrics, not catalogue specs: `storefleet_lp_alerts_total` carries a `severity` label
+# (three values: INFO, WARNING, CRITICAL) beside the alert type, which the LP dashboards and the
+# alert-storm rule of cluster/observability.py group by (it lists the name in EXTERNAL_METRICS).
+
+
+class LossPreventionMetrics:
+    """Rule actor of one store: alerts by type and severity, suppressed alerts, rule evaluations, escalations."""
+
+    def __init__(self, store_id: str) -> None:
+        self.tags = {"store": store_id}
+        self.alerts = Counter("storefleet_lp_alerts_total",
+                              description="Loss-prevention alerts created, by alert type and severity.",
+                              tag_keys=("store", "type", "severity"))
+        self.suppressed = Counter("storefleet_lp_alerts_suppressed_total",
+                                  description="Alerts dropped by the alert-config time-window dedup, by alert type.",
+                                  tag_keys=("store", "type"))
+        self.evaluations = Counter("storefleet_lp_rule_evaluations_total",
+                                   description="Rules whose conditions were evaluated.", tag_keys=("store",))
+        self.escalations = Counter("storefleet_lp_escalations_total",
+                                   description="Escalation requests written (e.g. behavioural analysis).",
+                                   tag_keys=("store",))
+        zero(self.evaluations, self.tags)
+        zero(self.escalations, self.tags)
+
+    def step(self, alerts: list[tuple[str, str, int]], evaluations: int, escalations: int) -> None:
+        """`alerts`: (type, severity, script reply: 1 created, 2 suppressed, 0 replay) per alert of a step."""
+        for alert_type, severity, code in alerts:
+            if code == 1:
+                self.alerts.inc(1, {**self.tags, "type": alert_type, "severity": severity})
+            elif code == 2:
+                self.suppressed.inc(1, {**self.tags, "type": alert_type})
+        if evaluations:
+            self.evaluations.inc(evaluations, self.tags)
+        if escalations:
+            self.escalations.inc(escalations, self.tags)

@@ -90,9 +90,26 @@ class _Trigger:
     at: datetime
     dwell_s: float = 0.0
     cause: str = ""
-    evidence: list[EvidenceRef] = field(default_factory=list)
     event: VisitorEvent | None = None
     ba: BaResult | None = None
+    visit: Visit | None = None  #: the visit the trigger is about (exit, loiter, BA result), if known
+
+    def evidence(self) -> list[EvidenceRef]:
+        """What backs an alert of this trigger (built only when one fires)."""
+        out: list[EvidenceRef] = []
+        e, v, ba = self.event, self.visit, self.ba
+        if e is not None:
+            out.append(EvidenceRef(kind="event", id=str(e.event_id), camera_id=e.camera_id, at=e.timestamp))
+        if ba is not None:
+            out.append(EvidenceRef(kind="ba_result", id=ba.result_id, camera_id=self.camera_id,
+                                   at=ba.last_frame_ts or self.at))
+        if v is not None and (e is None or v.entry_event_id != str(e.event_id)):
+            out.append(EvidenceRef(kind="event", id=v.entry_event_id, camera_id=v.camera_id, at=v.entered_at))
+            out.append(EvidenceRef(kind="clip", camera_id=v.camera_id, at=v.entered_at, until=self.at))
+        else:
+            out.append(EvidenceRef(kind="clip", camera_id=self.camera_id, at=self.at - CLIP_BEFORE,
+                                   until=self.at + CLIP_AFTER))
+        return out
 
 
 class StoreRules:
@@ -157,12 +174,8 @@ class StoreRules:
         s.last_ba = {k: doc.get(k) for k in ("result_id", "status", "confidence", "zone_id", "frames_analyzed")}
         visit = s.open_visits.get(zone_id) if zone_id else None
         camera = visit.camera_id if visit else s.camera_id
-        evidence = [EvidenceRef(kind="ba_result", id=result.result_id, camera_id=camera,
-                                at=result.last_frame_ts or at)]
-        if visit:
-            evidence.append(EvidenceRef(kind="clip", camera_id=camera, at=visit.entered_at, until=at))
         self._evaluate(s, _Trigger("ba_result", "BA_RESULT", zone_id, zone_type, camera, at,
-                                   cause=f"ba|{result.result_id}", evidence=evidence, ba=result), fx)
+                                   cause=f"ba|{result.result_id}", ba=result, visit=visit), fx)
         fx.sessions[s.visitor_id] = s
         fx.evaluations = self.engine.evaluations - before
         return fx
@@ -237,9 +250,6 @@ class StoreRules:
             return
         s = self._session(e.visitor_id, e.camera_id, e.timestamp, fx)
         t = e.event_type
-        ev_ref = EvidenceRef(kind="event", id=str(e.event_id), camera_id=e.camera_id, at=e.timestamp)
-        clip = EvidenceRef(kind="clip", camera_id=e.camera_id, at=e.timestamp - CLIP_BEFORE,
-                           until=e.timestamp + CLIP_AFTER)
         if t is EventType.ZONE_ENTER:
             zid = e.zone_id or ""
             ztype = self.zones.get(zid)
@@ -247,12 +257,12 @@ class StoreRules:
             s.open_visits[zid] = Visit(zone_id=zid, zone_type=ztype, entered_at=e.timestamp,
                                        entry_event_id=str(e.event_id), camera_id=e.camera_id)
             self._evaluate(s, _Trigger("zone_entry", t.value, zid, ztype, e.camera_id, e.timestamp,
-                                       cause=str(e.event_id), evidence=[ev_ref, clip], event=e), fx)
+                                       cause=str(e.event_id), event=e), fx)
         elif t in (EventType.ENTRY, EventType.REENTRY, EventType.EXIT):
             zid, ztype = (EXIT_ZONE, "EXIT") if t is EventType.EXIT else (ENTRANCE_ZONE, "ENTRY")
             self._visited(s, zid, ztype)
             self._evaluate(s, _Trigger("zone_entry", t.value, zid, ztype, e.camera_id, e.timestamp,
-                                       cause=str(e.event_id), evidence=[ev_ref, clip], event=e), fx)
+                                       cause=str(e.event_id), event=e), fx)
         elif t is EventType.ZONE_EXIT:
             zid = e.zone_id or ""
             ztype = self.zones.get(zid)
@@ -266,14 +276,8 @@ class StoreRules:
                 # Catch-up: a visit whose dwell passed a loiter threshold between two ticks (backfill,
                 # a late batch) still gets its loiter check, with the same alert id a tick would give.
                 self._loiter(s, visit, dwell, e.timestamp, t.value, e, fx)
-            evidence = [ev_ref]
-            if visit:
-                evidence += [EvidenceRef(kind="event", id=visit.entry_event_id, camera_id=visit.camera_id,
-                                         at=visit.entered_at),
-                             EvidenceRef(kind="clip", camera_id=e.camera_id, at=visit.entered_at,
-                                         until=e.timestamp)]
             self._evaluate(s, _Trigger("zone_exit", t.value, zid, ztype, e.camera_id, e.timestamp, dwell,
-                                       cause=str(e.event_id), evidence=evidence, event=e), fx)
+                                       cause=str(e.event_id), event=e, visit=visit), fx)
             if visit is not None:
                 s.loitered = {m for m in s.loitered if not m.endswith(f"|{visit.entry_event_id}")}
         elif t is EventType.ZONE_DWELL:
@@ -289,14 +293,8 @@ class StoreRules:
     def _loiter(self, s: Session, visit: Visit, dwell_s: float, at: datetime, source: str,
                 event: VisitorEvent | None, fx: Effects) -> bool:
         """zone_loiter for one visit: each rule acts at most once per visit. True if a rule acted."""
-        evidence = [EvidenceRef(kind="event", id=visit.entry_event_id, camera_id=visit.camera_id,
-                                at=visit.entered_at),
-                    EvidenceRef(kind="clip", camera_id=visit.camera_id, at=visit.entered_at, until=at)]
-        if event is not None:
-            evidence.insert(0, EvidenceRef(kind="event", id=str(event.event_id), camera_id=event.camera_id,
-                                           at=event.timestamp))
         trig = _Trigger("zone_loiter", source, visit.zone_id, visit.zone_type, visit.camera_id, at, dwell_s,
-                        cause=f"loiter|{visit.entry_event_id}", evidence=evidence, event=event)
+                        cause=f"loiter|{visit.entry_event_id}", event=event, visit=visit)
         done = {m for m in s.loitered if m.endswith(f"|{visit.entry_event_id}")}
         acted = self._evaluate(s, trig, fx, skip_rules={m.split("|", 1)[0] for m in done})
         for rule_id in acted:
@@ -374,7 +372,7 @@ class StoreRules:
             alert_type=alert_type, severity=severity, rule_id=action.rule_id, rule_name=action.rule_name,
             store_id=self.store_id, visitor_id=s.visitor_id, zone_id=trig.zone_id, zone_type=trig.zone_type,
             camera_id=trig.camera_id, timestamp=trig.at, created_at=datetime.now(UTC),
-            details=resolve_details(p, ctx), evidence=trig.evidence,
+            details=resolve_details(p, ctx), evidence=trig.evidence(),
         )
 
     def _escalate(self, s: Session, trig: _Trigger, action: Action, ctx: dict[str, Any], fx: Effects) -> None:
