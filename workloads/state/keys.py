@@ -242,3 +242,32 @@ def pos_billing_presence(store_id: str) -> str:
 def pos_dirty(store_id: str) -> str:
     """Sorted set of time ranges ("lo:hi", ms) whose transactions must be matched again."""
     return f"{_tag(store_id)}:pos:dirty"
+
+
+# ------------------------------------------------------------------------------ behavioural analysis
+
+
+def ba_visits(store_id: str) -> str:
+    """Hash visit_id -> JSON of a HIGH_VALUE-zone visit whose person crops are kept (camera, visitor, zone,
+    opened/closed times, pinned by an alert or a suspicious verdict)."""
+    return f"{_tag(store_id)}:ba:visits"
+
+
+def ba_visit_frames(store_id: str, visit_id: str) -> str:
+    """Hash ts_ms -> JSON of one stored crop of the visit (object key, box, crop rectangle, keypoints)."""
+    return f"{_tag(store_id)}:ba:visit:{visit_id}:frames"
+
+
+def ba_watches(store_id: str) -> str:
+    """Hash visit_id -> JSON of the behavioural-analysis watcher's state for an escalated visit."""
+    return f"{_tag(store_id)}:ba:watches"
+
+
+def ba_evidence(store_id: str, alert_id: str) -> str:
+    """String: JSON list of the evidence frames copied for an alert (name, visit, zone, camera, ts_ms)."""
+    return f"{_tag(store_id)}:ba:evidence:{alert_id}"
+
+
+def ba_evidence_by_time(store_id: str) -> str:
+    """Sorted set of alert ids with copied evidence, scored by copy time (ms): the retention sweep's index."""
+    return f"{_tag(store_id)}:ba:evidence:by_ts"
