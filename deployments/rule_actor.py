@@ -64,6 +64,7 @@ class RuleActor:
         self.runner = RuleRunner(
             self.client, store_id, store_zones(cfg, store_id), RulesSource(rules_text, rules_path, rules_mtime),
             alert_config, variables_override, camera_slack_s=slack, on_step=self._step_metrics,
+            status_extra=self._delivery_status,
         )
         self.delivery = AlertDelivery(self.client, store_id, alert_config, cfg.loss_prevention.mqtt)
         self._stop = threading.Event()
@@ -80,12 +81,16 @@ class RuleActor:
     def ping(self) -> str:
         return self.store_id
 
+    def _delivery_status(self) -> dict[str, Any]:
+        delivery = getattr(self, "delivery", None)  # the runner's first status comes before it exists
+        if delivery is None:
+            return {}
+        d = delivery.stats
+        return {"delivery": {"delivered": d.delivered, "failed": d.failed, "skipped": d.skipped,
+                             "last_error": d.last_error}}
+
     def status(self) -> dict[str, Any]:
-        out = self.runner.status()
-        d = self.delivery.stats
-        out["delivery"] = {"delivered": d.delivered, "failed": d.failed, "last_error": d.last_error,
-                           "cursor": self.delivery.position()}
-        return out
+        return self.runner.status()
 
     def ba_result(self, result: dict[str, Any]) -> str:
         """Queue a behavioural-analysis result for this store's rules; returns its result id."""

@@ -136,3 +136,11 @@ def test_dead_channels_go_to_the_undelivered_stream_and_delivery_moves_on(redis_
     rows = redis_client.xrange(keys.lp_delivery_failed("S1"))
     assert sorted(f[b"channel"].decode().split(":")[0] for _, f in rows) == ["mqtt", "webhook"]
     d.close()
+
+
+def test_mqtt_channels_are_skipped_without_a_broker(redis_client) -> None:
+    _alerts(redis_client)
+    d = AlertDelivery(redis_client, "S1", DEFAULT_ALERTS, mqtt=None)
+    assert _deliver_all(d) == 2
+    assert d.stats.skipped == {"mqtt": 2} and d.stats.delivered == {"log": 2} and d.stats.failed == {}
+    assert redis_client.xlen(keys.lp_delivery_failed("S1")) == 0

@@ -36,6 +36,7 @@ CONSUMER = "lp-delivery"
 class DeliveryStats:
     delivered: dict[str, int] = field(default_factory=dict)  #: channel type -> alerts
     failed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  #: channels the fleet does not configure (MQTT)
     last_error: str | None = None
 
 
@@ -58,8 +59,6 @@ class AlertDelivery:
         return (raw.decode() if isinstance(raw, bytes) else raw) or "0-0"
 
     def _publisher(self) -> MqttPublisher:
-        if self.mqtt_cfg is None:
-            raise ConnectionError("mqtt delivery configured but the fleet has no loss_prevention.mqtt broker")
         if self._mqtt is None:
             self._mqtt = MqttPublisher(self.mqtt_cfg, f"storefleet-lp-{self.store_id}")
         return self._mqtt
@@ -83,6 +82,12 @@ class AlertDelivery:
         sub = self.cfg.for_type(str(alert.get("alert_type")))
         svc = self.cfg.service
         for ch in sub.delivery:
+            if ch.type == "mqtt" and self.mqtt_cfg is None:  # MQTT is optional: no broker, no MQTT channel
+                if not self.stats.skipped:
+                    log.info("%s: alert-config names MQTT topics but loss_prevention.mqtt is not set; "
+                             "MQTT delivery is skipped", self.store_id)
+                self.stats.skipped[ch.type] = self.stats.skipped.get(ch.type, 0) + 1
+                continue
             kwargs: dict[str, Any] = {"stop": stop_after_attempt(svc.retry_attempts),
                                       "wait": wait_fixed(svc.retry_interval_seconds), "reraise": True}
             if self._sleep is not None:

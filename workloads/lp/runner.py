@@ -129,14 +129,16 @@ class RuleRunner:
         camera_slack_s: How far a ZONE_EXIT can trail a camera's feed time (see `StoreClock`).
         wall: The wall clock (tests pass their own).
         on_step: Called with each committed step's effects and the script replies of its alerts.
+        status_extra: More fields for the status (e.g. the delivery worker's counts).
     """
 
     def __init__(self, client: redis.Redis, store_id: str, zones: dict[str, str], source: RulesSource,
                  alert_config: AlertConfig, variables_override: str | None = None, *, camera_slack_s: float = 2.0,
-                 wall: Callable[[], float] = time.time, batch: int = 500, on_step: StepHook | None = None) -> None:
+                 wall: Callable[[], float] = time.time, batch: int = 500, on_step: StepHook | None = None,
+                 status_extra: Callable[[], dict[str, Any]] | None = None) -> None:
         self.client, self.store_id, self.source = client, store_id, source
         self.alert_config, self.variables_override, self.batch = alert_config, variables_override, batch
-        self.on_step = on_step
+        self.on_step, self.status_extra = on_step, status_extra
         self.store = LpStore(client)
         self.health = CheckpointStore(client)
         self.events = StreamConsumer(client, store_id, CONSUMER)
@@ -343,6 +345,7 @@ class RuleRunner:
             "errors": s.errors,
             "last_error": s.last_error,
             "heartbeat_at": datetime.now(UTC).isoformat(),
+            **(self.status_extra() if self.status_extra else {}),
         }
 
     def write_status(self) -> None:
