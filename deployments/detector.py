@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from deployments.logging import configure_logging
 from deployments.metrics import DetectorMetrics
 from models.detections import Detections
 from models.registry import ir_path
@@ -28,6 +29,7 @@ log = logging.getLogger("storefleet.detector")
 @serve.deployment(name="Detector")
 class Detector:
     def __init__(self, detector: dict[str, Any]) -> None:
+        configure_logging()
         self.cfg = DetectorConfig.model_validate(detector)
         self.xml = ir_path(self.cfg.model, self.cfg.precision)
         if not self.xml.is_file():
@@ -36,8 +38,8 @@ class Detector:
             )
         self._models: dict[int, PoseDetector] = {}
         self._model_for(self.cfg.input_size)
-        self.detect.set_max_batch_size(self.cfg.max_batch_size)
-        self.detect.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
+        self._detect_batch.set_max_batch_size(self.cfg.max_batch_size)
+        self._detect_batch.set_batch_wait_timeout_s(self.cfg.batch_wait_timeout_s)
         self.metrics = DetectorMetrics()
         log.info("detector ready: %s %s at %d on %s", self.cfg.model, self.cfg.precision, self.cfg.input_size,
                  self.cfg.device)
@@ -53,9 +55,17 @@ class Detector:
             )
         return self._models[size]
 
+    async def detect(self, frame: np.ndarray, input_size: int | None = None) -> Detections:
+        """Detect people in one frame; frames from every camera are batched together."""
+        self.metrics.enter()  # counted before the batch queue, so queue depth includes the wait
+        try:
+            return await self._detect_batch(frame, input_size)
+        finally:
+            self.metrics.leave()
+
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
-    async def detect(self, frames: list[np.ndarray], input_sizes: list[int | None]) -> list[Detections]:
-        """Detect people in frames from any cameras; frames are grouped by input size."""
+    async def _detect_batch(self, frames: list[np.ndarray], input_sizes: list[int | None]) -> list[Detections]:
+        """One batch of frames from any cameras; frames are grouped by input size."""
         t0 = time.perf_counter()
         groups: dict[int, list[int]] = defaultdict(list)
         for i, size in enumerate(input_sizes):
@@ -72,11 +82,15 @@ class Detector:
 
     async def detect_many(self, frames: list[np.ndarray], input_size: int | None = None) -> list[Detections]:
         """Detect people in a chunk of one camera's frames (backfill); runs as its own batch."""
-        t0 = time.perf_counter()
-        model = self._model_for(input_size or self.cfg.input_size)
-        out = await asyncio.to_thread(model.detect, frames)
-        self.metrics.observe_batch(len(frames), time.perf_counter() - t0)
-        return out
+        self.metrics.enter()
+        try:
+            t0 = time.perf_counter()
+            model = self._model_for(input_size or self.cfg.input_size)
+            out = await asyncio.to_thread(model.detect, frames)
+            self.metrics.observe_batch(len(frames), time.perf_counter() - t0)
+            return out
+        finally:
+            self.metrics.leave()
 
     async def __call__(self, frame: np.ndarray, input_size: int | None = None) -> Detections:
         return await self.detect(frame, input_size)
