@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 
 from cluster.cli_lp import app as lp_app
+from cluster.cli_obs import app as obs_app
 from workloads.config import ConfigError, FleetConfig, load_fleet_config
 
 DEMO_CONFIG = Path(__file__).with_name("demo_fleet.yaml")
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check and document fleet configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(obs_app, name="obs")
 app.add_typer(lp_app, name="lp")
 console = Console(stderr=True)
 log = logging.getLogger("storefleet")

@@ -12,12 +12,14 @@ from ray import serve
 
 from deployments.api import core, lp
 from deployments.api.context import ApiContext, set_context
+from deployments.logging import TraceMiddleware, configure_logging
 
 app = FastAPI(
     title="StoreFleet API",
     version="0.1.0",
     description="Visitor events, store analytics and feed health for a retail chain's cameras.",
 )
+app.add_middleware(TraceMiddleware)  # X-Trace-Id in and out, one structured log line per request
 app.include_router(core.router)
 app.include_router(lp.router)
 
@@ -26,6 +28,7 @@ app.include_router(lp.router)
 @serve.ingress(app)
 class ApiDeployment:
     def __init__(self, fleet: dict[str, Any], redis_url: str) -> None:
+        configure_logging()
         set_context(ApiContext.create(fleet, redis_url))
 
 
