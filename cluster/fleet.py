@@ -21,6 +21,8 @@ from ray.serve.schema import ServeDeploySchema
 
 from cluster.scenescape import start_scenescape
 from deployments.camera_actor import CameraActor, camera_actor_name
+from deployments.behaviour import APP_NAME as BEHAVIOUR_APP
+from deployments.behaviour import start_behaviour_watchers
 from deployments.rule_actor import start_rule_actors
 from deployments.store_actor import NAMESPACE, StoreActor, store_actor_name
 from workloads.config import FleetConfig
@@ -74,6 +76,8 @@ def load_serve_config(
 ) -> ServeDeploySchema:
     """Read ray_config.yaml and fill every application's args with the fleet and Redis in use."""
     raw = yaml.safe_load(path.read_text())
+    if not fleet.behaviour.vlm.model:  # no model configured: the behavioural-analysis app has nothing to serve
+        raw["applications"] = [x for x in raw.get("applications", []) if x.get("name") != BEHAVIOUR_APP]
     for app in raw.get("applications", []):
         app.setdefault("args", {})
         app["args"]["fleet"] = fleet.model_dump(mode="json")
@@ -124,8 +128,10 @@ class Fleet:
         ray.get([a.ping.remote() for a in self.stores.values()])
 
     def start_rules(self) -> None:
-        """Loss prevention: one rule actor per store (own cursor on its events), the SceneScape adapter if set."""
-        self.rules = {**start_rule_actors(self.config, self.redis_url), **start_scenescape(self.config)}
+        """Loss prevention: one rule actor per store (own cursor on its events), the SceneScape adapter if set,
+        one behavioural-analysis watcher per store (answers the rules' escalations)."""
+        self.rules = {**start_rule_actors(self.config, self.redis_url), **start_scenescape(self.config),
+                      **start_behaviour_watchers(self.config, self.redis_url)}
 
     def start_cameras(self) -> None:
         fleet = self.config.model_dump(mode="json")

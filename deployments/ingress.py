@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
-from deployments.api import core, lp
+from deployments.api import behaviour, core, lp
 from deployments.api.context import ApiContext, set_context
 from deployments.logging import TraceMiddleware, configure_logging
 
@@ -22,6 +22,7 @@ app = FastAPI(
 app.add_middleware(TraceMiddleware)  # X-Trace-Id in and out, one structured log line per request
 app.include_router(core.router)
 app.include_router(lp.router)
+app.include_router(behaviour.router)
 
 
 @serve.deployment(name="Api")

@@ -388,3 +388,38 @@ class LossPreventionMetrics:
             self.evaluations.inc(evaluations, self.tags)
         if escalations:
             self.escalations.inc(escalations, self.tags)
+
+
+# ------------------------------------------------------------------------- behavioural analysis (VLM)
+
+VLM_LATENCY = spec(
+    "storefleet_behaviour_vlm_latency_seconds", "histogram",
+    "Wall time of one vision-language analysis in the BehaviourAnalysis replica (queueing in the engine included).",
+    ("deployment",), [0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64], "deployments/behaviour.py")
+VLM_INFLIGHT = spec(
+    "storefleet_behaviour_vlm_inflight_requests", "gauge",
+    "Analyses inside one BehaviourAnalysis replica (batched in vLLM or waiting for a slot).", ("deployment",),
+    producer="deployments/behaviour.py")
+VLM_OUTCOMES = spec(
+    "storefleet_behaviour_vlm_answers_total", "counter",
+    "Answers of the BehaviourAnalysis replica, by outcome (type: suspicious | no_match | no_enough_data | "
+    "timeout | overloaded | no_frames).", ("deployment", "type"), producer="deployments/behaviour.py")
+
+
+class VlmMetrics:
+    """The vision-language deployment: latency, requests in flight, answers by outcome."""
+
+    def __init__(self, deployment: str) -> None:
+        self.tags = {"deployment": deployment}
+        self.latency = VLM_LATENCY.create()
+        self.inflight_gauge = VLM_INFLIGHT.create()
+        self.answers = VLM_OUTCOMES.create()
+        self.inflight_gauge.set(0, self.tags)
+
+    def inflight(self, n: int) -> None:
+        self.inflight_gauge.set(n, self.tags)
+
+    def done(self, outcome: str, seconds: float) -> None:
+        self.answers.inc(1, {**self.tags, "type": outcome})
+        if seconds > 0:
+            self.latency.observe(seconds, self.tags)

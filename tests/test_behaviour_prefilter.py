@@ -7,13 +7,13 @@ import pytest
 from pydantic import ValidationError
 
 from workloads.behaviour.prefilter import (
-    DEFAULT_PATTERNS_FILE,
     PatternFile,
     PoseFrame,
     Prefilter,
     resolve_point,
     standing_pose,
 )
+from workloads.behaviour.settings import DEFAULT_PATTERNS_FILE
 
 L_SHOULDER, L_ELBOW, L_WRIST, L_HIP = 5, 7, 9, 11
 R_WRIST = 10

@@ -89,11 +89,15 @@ class CameraRunner:
         publish_status: Callable[[CameraStatus], None] = lambda s: None,
         max_inflight: int = 2,
         clock: Callable[[], float] = time.time,
+        on_frame: Callable[[Any, datetime, Any, Any, list[VisitorEvent]], None] | None = None,
     ) -> None:
         self.fleet, self.store, self.camera = fleet, store, camera
         self.detect, self.send_events = detect, send_events
         self.save_checkpoint, self.publish_status = save_checkpoint, publish_status
         self.max_inflight = max_inflight
+        # Called after each processed frame with (image, ts, engine observations, detections, its events),
+        # and once at the end of the stream with (None, ts, [], None, closing events): evidence crops.
+        self.on_frame = on_frame
         self.clock = clock
         self.status = CameraStatus(store.id, camera.id)
         self._stop = threading.Event()
@@ -149,7 +153,10 @@ class CameraRunner:
                 self._handle(*inflight.popleft(), fps_window)
             finished = self.pump.finished and not self._stop.is_set()
             if finished:
-                self._pending_events += self.engine.close(self._ts(self.last_index + 1))
+                closing = self.engine.close(self._ts(self.last_index + 1))
+                if self.on_frame:
+                    self.on_frame(None, self._ts(self.last_index + 1), [], None, closing)
+                self._pending_events += closing
             self._flush(finished=finished)
             self.status.state = "finished" if finished else "stopped"
         except Exception as e:
@@ -174,7 +181,10 @@ class CameraRunner:
                 self.origin = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=frame.index / fps)
                 self._reanchor = False
             ts = self._ts(frame.index)
-            self._pending_events += self.engine.process(frame.index, ts, dets.boxes, dets.scores, frame.image)
+            new = self.engine.process(frame.index, ts, dets.boxes, dets.scores, frame.image)
+            if self.on_frame:
+                self.on_frame(frame.image, ts, getattr(self.engine, "observations", []), dets, new)
+            self._pending_events += new
             self.last_index = frame.index
             now = self.clock()
             fps_window.append(now)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from workloads.access import ApiConfig
 from workloads.analytics.settings import AnalyticsConfig
+from workloads.behaviour.settings import BehaviourConfig
 from workloads.lp.settings import LossPreventionConfig
 
 Point = tuple[float, float]
@@ -223,6 +224,10 @@ class FleetConfig(_Strict):
     loss_prevention: LossPreventionConfig = Field(
         default_factory=LossPreventionConfig,
         description="Loss prevention: rules and alert-config files, alert MQTT broker, SceneScape input.",
+    )
+    behaviour: BehaviourConfig = Field(
+        default_factory=BehaviourConfig,
+        description="Behavioural analysis: person crops in HIGH_VALUE zones, pose pre-filter, vision-language model.",
     )
     stores: list[StoreConfig] = Field(min_length=1, description="The chain's stores (at least one).")
 

@@ -7,7 +7,7 @@ geometry (distances normalised by torso length, angles, height along the torso) 
 frames; a visit with no match ends as `no_match` without calling the model.
 
 Example:
-    >>> import numpy as np
+    >>> from workloads.behaviour.settings import DEFAULT_PATTERNS_FILE
     >>> pf = Prefilter.from_file(DEFAULT_PATTERNS_FILE)
     >>> still = [PoseFrame(t, standing_pose()) for t in range(5)]
     >>> pf.run(still).matched
