@@ -14,6 +14,7 @@ from pydantic_core import PydanticUndefined
 from workloads import config as c
 from workloads.access import ApiConfig, ApiKeyConfig
 from workloads.analytics.settings import AnalyticsConfig
+from workloads.inventory import settings as inv
 from workloads.lp import settings as lp
 
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
@@ -33,6 +34,13 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("loss_prevention.mqtt", lp.MqttBrokerConfig),
     ("loss_prevention.scenescape", lp.ScenescapeConfig),
     ("loss_prevention.scenescape.scenes[]", lp.ScenescapeScene),
+    ("inventory", inv.InventoryConfig),
+    ("inventory.cleaning", inv.CleaningRules),
+    ("inventory.llm_planner", inv.LlmPlannerConfig),
+    ("stores[].inventory", inv.StoreInventoryConfig),
+    ("stores[].inventory.planogram[]", inv.ShelfSegment),
+    ("stores[].inventory.gap_detector (kind: classical)", inv.ClassicalGapDetectorConfig),
+    ("stores[].inventory.gap_detector (kind: box_model)", inv.BoxModelGapDetectorConfig),
 ]
 
 

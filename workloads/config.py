@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workloads.access import ApiConfig
+from workloads.inventory.settings import InventoryConfig, StoreInventoryConfig
 from workloads.analytics.settings import AnalyticsConfig
 from workloads.behaviour.settings import BehaviourConfig
 from workloads.lp.settings import LossPreventionConfig
@@ -157,6 +158,9 @@ class StoreConfig(_Strict):
     timezone: str = Field("UTC", description="IANA time zone; 'today' in the API means today here.")
     cameras: list[CameraConfig] = Field(min_length=1, description="The store's cameras (at least one).")
     staff: list[StaffRule] = Field(default_factory=list, description="How staff are recognised and excluded.")
+    inventory: StoreInventoryConfig = Field(
+        default_factory=StoreInventoryConfig, description="Planogram of the shelf cameras and inventory overrides."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -175,6 +179,7 @@ class StoreConfig(_Strict):
         for rule in self.staff:
             if isinstance(rule, StaffZoneRule) and rule.zone_id not in zone_ids:
                 raise ValueError(f"staff rule names zone {rule.zone_id!r}, which no camera of this store has")
+        self.inventory.check_cameras({c.id: c.role.value for c in self.cameras})
         return self
 
 
@@ -228,6 +233,9 @@ class FleetConfig(_Strict):
     behaviour: BehaviourConfig = Field(
         default_factory=BehaviourConfig,
         description="Behavioural analysis: person crops in HIGH_VALUE zones, pose pre-filter, vision-language model.",
+    )
+    inventory: InventoryConfig = Field(
+        default_factory=InventoryConfig, description="Inventory: lake folder, service level, cleaning rules, planner."
     )
     stores: list[StoreConfig] = Field(min_length=1, description="The chain's stores (at least one).")
 

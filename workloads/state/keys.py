@@ -271,3 +271,26 @@ def ba_evidence(store_id: str, alert_id: str) -> str:
 def ba_evidence_by_time(store_id: str) -> str:
     """Sorted set of alert ids with copied evidence, scored by copy time (ms): the retention sweep's index."""
     return f"{_tag(store_id)}:ba:evidence:by_ts"
+
+
+# ------------------------------------------------------------------------------ inventory
+
+
+def inventory_alerts_stream(store_id: str) -> str:
+    """Stream of the store's inventory alerts (fields `alert_id`, `json`), in creation order."""
+    return f"{_tag(store_id)}:inv:alerts"
+
+
+def inventory_alert_by_id(store_id: str) -> str:
+    """Hash alert_id -> alert JSON: the inventory alerts' idempotency guard (HSETNX)."""
+    return f"{_tag(store_id)}:inv:alerts:by_id"
+
+
+def inventory_alerts_by_time(store_id: str) -> str:
+    """Sorted set of inventory alert ids scored by creation time (ms)."""
+    return f"{_tag(store_id)}:inv:alerts:by_ts"
+
+
+def inventory_shelf(store_id: str) -> str:
+    """Hash segment_id -> JSON of the latest shelf-gap observation of that planogram segment."""
+    return f"{_tag(store_id)}:inv:shelf"
