@@ -14,6 +14,7 @@ from pydantic_core import PydanticUndefined
 from workloads import config as c
 from workloads.access import ApiConfig, ApiKeyConfig
 from workloads.analytics.settings import AnalyticsConfig
+from workloads.behaviour import settings as ba
 from workloads.inventory import settings as inv
 from workloads.lp import settings as lp
 
@@ -41,6 +42,11 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("stores[].inventory.planogram[]", inv.ShelfSegment),
     ("stores[].inventory.gap_detector (kind: classical)", inv.ClassicalGapDetectorConfig),
     ("stores[].inventory.gap_detector (kind: box_model)", inv.BoxModelGapDetectorConfig),
+    ("behaviour", ba.BehaviourConfig),
+    ("behaviour.evidence", ba.EvidenceConfig),
+    ("behaviour.evidence.s3", ba.S3Config),
+    ("behaviour.prefilter", ba.PrefilterConfig),
+    ("behaviour.vlm", ba.VlmConfig),
 ]
 
 
