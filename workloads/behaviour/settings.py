@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PACKAGE_DIR = Path(__file__).parent
 DEFAULT_PATTERNS_FILE = PACKAGE_DIR / "patterns.yaml"
@@ -109,8 +109,11 @@ class VlmConfig(_Strict):
         description="Each frame is resized to at most this many pixels (Qwen2.5-VL: one token per 28x28 pixels).",
     )
     min_pixels: int = Field(16 * 28 * 28, ge=28 * 28, description="Each frame is resized to at least this many pixels.")
-    max_tokens: int = Field(96, ge=16, le=1024, description="Most tokens of one answer.")
-    reason_max_chars: int = Field(160, ge=16, le=2000, description="Longest `reason` the answer schema allows.")
+    max_tokens: int = Field(
+        256, ge=64, le=4096,
+        description="Most tokens of one answer; at least `reason_max_chars` + 48, so the bounded answer always fits.",
+    )
+    reason_max_chars: int = Field(160, ge=16, le=2000, description="Longest `reason` the answer may have.")
     max_model_len: int = Field(4096, ge=512, description="vLLM context length (prompt with images plus answer).")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="Weights' dtype in vLLM.")
     max_num_seqs: int = Field(8, ge=1, le=256, description="Requests vLLM batches together (continuous batching).")
@@ -127,6 +130,13 @@ class VlmConfig(_Strict):
         True, description="Skip graph capture/compilation: slower decoding, start-up in seconds instead of minutes."
     )
     prompt: str | None = Field(None, description="Replaces the shipped instruction text (see docs/behaviour.md).")
+
+    @model_validator(mode="after")
+    def _answer_fits(self) -> VlmConfig:
+        if self.max_tokens < self.reason_max_chars + 48:
+            raise ValueError(f"max_tokens ({self.max_tokens}) must be at least reason_max_chars + 48 "
+                             f"({self.reason_max_chars + 48}): a cut answer is not valid JSON")
+        return self
 
 
 class BehaviourConfig(_Strict):

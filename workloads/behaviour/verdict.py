@@ -1,9 +1,10 @@
 """What the vision-language model is asked, and the only shape its answer may take.
 
-The answer is held by guided decoding (vLLM structured outputs) to `answer_schema()`: a JSON object
-with `status` (suspicious | no_match | no_enough_data), `confidence` in [0, 1] and a bounded `reason`.
-So even a model that rambles (or, in tests, a random-weight one) yields a parseable verdict; anything
-that still fails to parse (the token budget ran out) becomes `no_enough_data`, never an exception.
+The answer is held by guided decoding (vLLM structured outputs) to `answer_regex()`, which is the JSON
+object of `answer_schema()` with every part bounded: `status` (suspicious | no_match | no_enough_data),
+`confidence` in [0, 1] and a `reason` of at most `reason_max_chars`. So even a model that rambles (or,
+in tests, a random-weight one) yields a parseable verdict within `max_answer_tokens`; anything that
+still fails to parse becomes `no_enough_data`, never an exception.
 
 Example:
     >>> parse_answer('{"status": "suspicious", "confidence": 0.8, "reason": "item into jacket"}').status
@@ -59,6 +60,22 @@ def answer_schema(reason_max_chars: int = 160) -> dict[str, Any]:
         "required": ["status", "confidence", "reason"],
         "additionalProperties": False,
     }
+
+
+def answer_regex(reason_max_chars: int = 160) -> str:
+    """The same answer as a regular expression, for guided decoding: every part bounded (status from the
+    enum, confidence with at most two decimals, reason without quotes, backslashes or control
+    characters), so the answer always ends within `max_answer_tokens` and is valid JSON of
+    `answer_schema`. Why not the JSON schema itself: a schema bounds a number's value, not its digits,
+    and a weak model can spend its whole token budget on `0.0000...`."""
+    status = "|".join(s.value for s in Status)
+    return (rf'\{{"status":"({status})","confidence":(0(\.[0-9]{{1,2}})?|1(\.00?)?),'
+            rf'"reason":"[^"\\\x00-\x1f]{{0,{reason_max_chars}}}"\}}')
+
+
+def max_answer_tokens(reason_max_chars: int) -> int:
+    """Tokens the longest answer can take (one token per reason character at worst, plus the frame)."""
+    return reason_max_chars + 48
 
 
 def build_prompt(k: int, zone: str, motions: list[str], template: str | None = None) -> str:
