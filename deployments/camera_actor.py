@@ -28,7 +28,7 @@ from workloads.behaviour.evidence import open_store
 from workloads.behaviour.recorder import EvidenceRecorder
 from workloads.behaviour.visits import VisitIndex
 from workloads.camera_runner import CameraRunner, CameraStatus
-from workloads.config import FleetConfig
+from workloads.config import CameraConfig, CameraRole, FleetConfig, StoreConfig
 from workloads.events import VisitorEvent
 from workloads.sources import FramePump, open_source
 from workloads.state.checkpoints import CameraCheckpoint, CameraHealth, CheckpointStore
@@ -108,6 +108,9 @@ class CameraActor:
         self._started = time.time()
         self._fps_samples: deque[tuple[float, int]] = deque()
         fields = {"store": store_id, "camera": camera_id}
+        if camera.role is CameraRole.SHELF:  # shelf frames go to the gap detector, not the person pipeline
+            self._start_shelf(cfg, store, camera, redis_url)
+            return
         detector = serve.get_deployment_handle("Detector", app_name=detector_app)
         store_actor = ray.get_actor(store_actor_name(store_id), namespace=NAMESPACE)
         self.store_id = store_id
@@ -157,6 +160,19 @@ class CameraActor:
         self._thread = threading.Thread(target=self._run, name=f"camera:{camera_id}", daemon=True)
         self._thread.start()
         threading.Thread(target=self._publish_forever, name=f"camera-metrics:{camera_id}", daemon=True).start()
+
+    def _start_shelf(self, cfg: FleetConfig, store: StoreConfig, camera: CameraConfig, redis_url: str) -> None:
+        """A shelf camera: frames at a low rate through the gap detector (`deployments.shelf_camera`)."""
+        from deployments.shelf_camera import shelf_runner
+
+        self.store_id = store.id
+        self._last_metrics = None
+        self.runner = shelf_runner(cfg, store, camera, redis_url, self._publish)  # type: ignore[assignment]
+        self._done = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name=f"camera:{camera.id}", daemon=True)
+        self._thread.start()
+        threading.Thread(target=self._publish_forever, name=f"camera-metrics:{camera.id}", daemon=True).start()
 
     def _run(self) -> None:
         try:
