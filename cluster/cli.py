@@ -20,8 +20,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from cluster.bench_ingest import bench_ingest_command
 from cluster.cli_lp import app as lp_app
 from cluster.cli_obs import app as obs_app
+from cluster.cli_pos import app as pos_app
 from workloads.config import ConfigError, FleetConfig, load_fleet_config
 
 DEMO_CONFIG = Path(__file__).with_name("demo_fleet.yaml")
@@ -38,6 +40,7 @@ config_app = typer.Typer(help="Check and document fleet configuration files.", n
 app.add_typer(config_app, name="config")
 app.add_typer(obs_app, name="obs")
 app.add_typer(lp_app, name="lp")
+app.add_typer(pos_app, name="pos")
 console = Console(stderr=True)
 log = logging.getLogger("storefleet")
 
@@ -311,6 +314,9 @@ def bench(
     print(text)
     if out:
         out.write_text(text + "\n")
+
+
+app.command("bench-ingest")(bench_ingest_command)
 
 
 def main() -> None:

@@ -124,7 +124,7 @@ class Fleet:
         for s in self.config.stores:
             self.stores[s.id] = StoreActor.options(
                 name=store_actor_name(s.id), namespace=NAMESPACE, get_if_exists=True
-            ).remote(s.id, self.redis_url)
+            ).remote(s.id, self.redis_url, s.model_dump(mode="json"), self.config.analytics.model_dump(mode="json"))
         ray.get([a.ping.remote() for a in self.stores.values()])
 
     def start_rules(self) -> None:

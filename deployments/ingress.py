@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
-from deployments.api import behaviour, core, lp
+from deployments.api import analytics, behaviour, core, ingest, lp
 from deployments.api.context import ApiContext, set_context
 from deployments.logging import TraceMiddleware, configure_logging
 
@@ -23,6 +23,8 @@ app.add_middleware(TraceMiddleware)  # X-Trace-Id in and out, one structured log
 app.include_router(core.router)
 app.include_router(lp.router)
 app.include_router(behaviour.router)
+app.include_router(analytics.router)
+app.include_router(ingest.router)
 
 
 @serve.deployment(name="Api")

@@ -390,6 +390,68 @@ class LossPreventionMetrics:
             self.escalations.inc(escalations, self.tags)
 
 
+# ----------------------------------------------------------------------------------- HTTP ingest, POS
+
+INGEST_EVENTS = spec(
+    "storefleet_ingest_events_total", "counter",
+    "Events received over HTTP (POST /events/ingest), by outcome (type: accepted | duplicate | rejected). "
+    "Rejected events that name no store of the fleet count under store=\"unknown\".",
+    ("store", "type"), producer="deployments/api/ingest.py")
+POS_TRANSACTIONS = spec(
+    "storefleet_pos_transactions_total", "counter",
+    "POS transactions received, by outcome (type: accepted | duplicate | rejected | matched; matched: "
+    "transactions of the request matched to a visitor when it was answered).",
+    ("store", "type"), producer="deployments/api/ingest.py")
+
+
+class IngestMetrics:
+    """Outcomes of the HTTP write paths, one instance per API replica process (`shared()`)."""
+
+    _shared: IngestMetrics | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.events = INGEST_EVENTS.create()
+        self.transactions = POS_TRANSACTIONS.create()
+        self._stores: dict[str, StoreMetrics] = {}
+
+    @classmethod
+    def shared(cls) -> IngestMetrics | None:
+        """The process's instance; None where Ray is not initialised (no metrics to export to)."""
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    @staticmethod
+    def export_zero(store_id: str) -> None:
+        """Export the store's outcome series at 0 (the store actor calls this at start, before any request)."""
+        events, transactions = INGEST_EVENTS.create(), POS_TRANSACTIONS.create()
+        for outcome in INGEST_OUTCOMES:
+            zero(events, {"store": store_id, "type": outcome})
+        for outcome in (*INGEST_OUTCOMES, "matched"):
+            zero(transactions, {"store": store_id, "type": outcome})
+
+    def events_seen(self, outcomes: dict[tuple[str, str], int]) -> None:
+        """`outcomes`: (store or "unknown", outcome) -> count. Rejections also count in the store's event total."""
+        for (store, outcome), n in outcomes.items():
+            if n:
+                self.events.inc(n, {"store": store, "type": outcome})
+            if outcome == "rejected" and store != "unknown" and n:
+                if store not in self._stores:
+                    self._stores[store] = StoreMetrics(store)
+                self._stores[store].rejected(n)
+
+    def transactions_seen(self, store: str, outcomes: dict[str, int]) -> None:
+        for outcome, n in outcomes.items():
+            if n:
+                self.transactions.inc(n, {"store": store, "type": outcome})
+
+
 # ------------------------------------------------------------------------- behavioural analysis (VLM)
 
 VLM_LATENCY = spec(

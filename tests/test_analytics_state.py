@@ -235,3 +235,30 @@ def test_unknown_or_empty_store_reads_as_zeros(redis_client) -> None:
     t = WindowReader(redis_client).totals("EMPTY", w)
     assert (t.unique_visitors, t.purchasers, t.transactions, sum(t.funnel.values())) == (0, 0, 0, 0)
     assert read_queue_now(redis_client, "EMPTY").depth == 0
+
+
+def test_a_sale_stored_but_not_matched_before_a_crash_is_matched_on_restart(redis_client) -> None:
+    from workloads.state import keys
+
+    log = EventLog(redis_client)
+    log.append([event("S1", "ann", "ZONE_ENTER", START, "Q")])
+    StoreAnalytics(redis_client, store_config(), SETTINGS).catch_up()
+    sale = _sale("t1", 2)
+    pipe = redis_client.pipeline(transaction=True)  # what `record` commits before it matches ...
+    pipe.hsetnx(keys.pos_transactions("S1"), "t1", sale.model_dump_json())
+    pipe.zadd(keys.pos_by_time("S1"), {"t1": sale.ts_ms}, nx=True)
+    pipe.sadd(keys.pos_pending("S1"), "t1")
+    pipe.execute()  # ... and the actor dies here
+    restarted = StoreAnalytics(redis_client, store_config(), SETTINGS)
+    restarted.catch_up()
+    assert redis_client.hget(keys.pos_matches("S1"), "t1") == b"ann"
+    assert not redis_client.smembers(keys.pos_pending("S1"))
+
+
+def test_a_resent_sale_keeps_its_first_version(redis_client) -> None:
+    analytics = StoreAnalytics(redis_client, store_config(), SETTINGS)
+    EventLog(redis_client).append([event("S1", "ann", "ZONE_ENTER", START, "Q")])
+    analytics.catch_up()
+    (first,) = analytics.record_transactions([_sale("t1", 60)])  # nobody in billing then
+    (again,) = analytics.record_transactions([_sale("t1", 2)])  # same id, another time: still the first
+    assert (first.status, first.visitor_id, again.status, again.visitor_id) == ("accepted", None, "duplicate", None)

@@ -8,6 +8,7 @@ import redis
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from deployments.api.analytics import StoreHealth, store_health
 from deployments.api.auth import Principal, require
 from deployments.api.context import Ctx
 from workloads.access import Permission, Role
@@ -38,6 +39,9 @@ class Health(BaseModel):
     redis: bool
     auth: str = Field("keys", description="`keys` (API keys required) or `open` (no keys configured: local demo).")
     cameras: list[CameraHealth]
+    stores: dict[str, StoreHealth] = Field(
+        default_factory=dict, description="Per store: latest event, its lag and the analytics backlog.")
+    warnings: list[str] = Field(default_factory=list, description="Stale or failed feeds, analytics falling behind.")
 
 
 class StoreSummary(BaseModel):
@@ -79,8 +83,11 @@ def health(ctx: Ctx) -> Health:
             reconnects=h.reconnects, staleness_s=staleness, stale=stale, error=h.error,
         ))
     bad = any(c.stale or c.state == "failed" for c in cams)
+    stores, warnings = store_health(ctx)
+    warnings = [f"camera {c.camera_id} of {c.store_id}: {'failed' if c.state == 'failed' else 'stale'}"
+                for c in cams if c.stale or c.state == "failed"] + warnings
     return Health(status="degraded" if bad else "ok", redis=True, auth="open" if ctx.keys.open else "keys",
-                  cameras=cams)
+                  cameras=cams, stores=stores, warnings=warnings)
 
 
 @router.get("/stores", response_model=list[StoreSummary], summary="Stores of the fleet with event totals")

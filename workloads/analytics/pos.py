@@ -8,10 +8,11 @@ first (first in line), then to the smaller visitor id, so the answer never depen
 
 Arrival order does not matter either (POS before or after the camera events): a match is a pure
 function of the stored transaction and the stored billing presences around it, and it is computed
-again whenever either side changes. Transactions record a dirty time range in the same MULTI that
-stores them; the aggregator records one for every batch with billing presences; `rematch_dirty`
-recomputes the transactions in those ranges and only then clears them, so a crash in between just
-redoes an idempotent computation. A visitor may match several transactions (paying twice), which
+again whenever either side changes. A new transaction is matched when it is stored (it stays in a
+pending set until its match is written); the aggregator records a dirty time range for every batch
+with billing presences (and for staff flagged for the first time); `rematch_dirty` recomputes the
+transactions in those ranges and only then clears them, so a crash in between just redoes an
+idempotent computation. A visitor may match several transactions (paying twice), which
 never double counts: conversion counts visitors.
 
 Idempotent by `transaction_id`: a repeated id is a duplicate, the first version is kept.
@@ -106,84 +107,113 @@ class PosLedger:
         self.window_ms = int(purchase_window_s * 1000)
 
     def record(self, transactions: Sequence[Transaction]) -> list[Recorded]:
-        """Store new transactions, match every one of the batch (duplicates too) and return the matches."""
+        """Store new transactions, match every one of the batch (duplicates too) and return the matches.
+
+        A transaction's match depends on no other transaction, so a batch only matches its own. The ids
+        enter a pending set in the MULTI that stores them and leave it in the MULTI that writes their
+        match: a crash in between leaves them pending for the next `rematch_dirty`.
+        """
         if not transactions:
             return []
         s = self.store_id
-        lo = min(t.ts_ms for t in transactions)
-        hi = max(t.ts_ms for t in transactions)
         pipe = self.client.pipeline(transaction=True)
         for t in transactions:
             pipe.hsetnx(keys.pos_transactions(s), t.transaction_id, t.model_dump_json())
             pipe.zadd(keys.pos_by_time(s), {t.transaction_id: t.ts_ms}, nx=True)
-        pipe.zadd(keys.pos_dirty(s), {f"{lo}:{hi}": lo})
+        ids = list(dict.fromkeys(t.transaction_id for t in transactions))
+        pipe.sadd(keys.pos_pending(s), *ids)
         replies = pipe.execute()
+        self._match_ids(ids)
         self.rematch_dirty()
-        ids = [t.transaction_id for t in transactions]
-        matches = self.client.hmget(keys.pos_matches(s), ids)
+        matches = dict(zip(ids, self.client.hmget(keys.pos_matches(s), ids), strict=True))
         seen: set[str] = set()
         out = []
         for i, t in enumerate(transactions):
             new = bool(replies[2 * i]) and t.transaction_id not in seen
             seen.add(t.transaction_id)
-            m = matches[i]
+            m = matches[t.transaction_id]
             visitor = _s(m) if m else ""
             out.append(Recorded(t.transaction_id, "accepted" if new else "duplicate", visitor or None))
         return out
 
     def rematch_dirty(self) -> int:
-        """Match again the transactions of every pending dirty range; returns how many were matched."""
-        raw = self.client.zrange(keys.pos_dirty(self.store_id), 0, -1)
+        """Match the pending transactions and those of every dirty range; returns how many were matched."""
+        s = self.store_id
+        pending = [_s(m) for m in self.client.smembers(keys.pos_pending(s))]
+        n = self._match_ids(pending)
+        raw = self.client.zrange(keys.pos_dirty(s), 0, -1)
         if not raw:
-            return 0
+            return n
         members = [_s(m) for m in raw]
         ranges = []
         for m in members:
             lo, _, hi = m.partition(":")
             ranges.append((int(lo), int(hi)))
-        n = sum(self.rematch(lo, hi) for lo, hi in merge_ranges(ranges))
-        self.client.zrem(keys.pos_dirty(self.store_id), *members)
+        n += sum(self.rematch(lo, hi) for lo, hi in merge_ranges(ranges))
+        self.client.zrem(keys.pos_dirty(s), *members)
         return n
 
     def rematch(self, lo_ms: int, hi_ms: int) -> int:
         """Recompute the match of every transaction with a time in [lo_ms, hi_ms]."""
-        s = self.store_id
         done = 0
         offset = 0
         while True:
-            rows = self.client.zrangebyscore(keys.pos_by_time(s), lo_ms, hi_ms, start=offset, num=_CHUNK,
-                                             withscores=True)
+            rows = self.client.zrangebyscore(keys.pos_by_time(self.store_id), lo_ms, hi_ms, start=offset,
+                                             num=_CHUNK, withscores=True)
             if not rows:
                 return done
-            txs = [(_s(tid), int(score)) for tid, score in rows]
-            self._match(txs)
-            done += len(txs)
+            self._match([(_s(tid), int(score)) for tid, score in rows])
+            done += len(rows)
             offset += len(rows)
             if len(rows) < _CHUNK:
                 return done
 
-    def _match(self, txs: list[tuple[str, int]]) -> None:
+    def _match_ids(self, ids: list[str]) -> int:
+        """Match transactions by id, at their stored time (a duplicate keeps its first version)."""
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i:i + _CHUNK]
+            scores = self.client.zmscore(keys.pos_by_time(self.store_id), chunk)
+            self._match([(tid, int(sc)) for tid, sc in zip(chunk, scores, strict=True) if sc is not None],
+                        done=chunk)
+        return len(ids)
+
+    def _match(self, txs: list[tuple[str, int]], done: list[str] | None = None) -> None:
+        """Write the match of each (id, ts_ms); `done` ids leave the pending set in the same MULTI."""
         s = self.store_id
-        first, last = txs[0][1], txs[-1][1]
-        raw = self.client.zrangebyscore(keys.pos_billing_presence(s), first - self.window_ms, last + MAX_PRESENCE_MS)
-        presences: list[Presence] = [tuple(json.loads(m)) for m in raw]  # type: ignore[misc]
-        visitors = sorted({p[0] for p in presences})
+        txs = sorted(txs, key=lambda t: t[1])
+        # Sales far apart in time share no candidate: fetch presences per cluster of close sales.
+        clusters: list[list[tuple[str, int]]] = []
+        for tx in txs:
+            if clusters and tx[1] - clusters[-1][-1][1] <= self.window_ms + MAX_PRESENCE_MS:
+                clusters[-1].append(tx)
+            else:
+                clusters.append([tx])
+        fetch = self.client.pipeline(transaction=False)
+        for c in clusters:
+            fetch.zrangebyscore(keys.pos_billing_presence(s), c[0][1] - self.window_ms, c[-1][1] + MAX_PRESENCE_MS)
+        found = fetch.execute() if clusters else []
+        presences: list[list[Presence]] = [[tuple(json.loads(m)) for m in raw] for raw in found]  # type: ignore[misc]
+        visitors = sorted({p[0] for ps in presences for p in ps})
         staff: set[str] = set()
         if visitors:
             flags = self.client.smismember(keys.analytics_staff(s), visitors)
             staff = {v for v, f in zip(visitors, flags, strict=True) if f}
         pipe = self.client.pipeline(transaction=True)
         buckets: set[int] = set()
-        for tid, ts in txs:
-            visitor = best_visitor(ts, presences, staff, self.window_ms)
-            b = bucket_of_ms(ts, self.tz)
-            buckets.add(b)
-            pipe.hset(keys.pos_matches(s), tid, visitor or "")
-            if visitor:
-                pipe.hset(keys.analytics_purchases(s, b), tid, visitor)
-            else:
-                pipe.hdel(keys.analytics_purchases(s, b), tid)
-        pipe.zadd(keys.analytics_buckets(s), {str(b): b for b in buckets})
+        for cluster, candidates in zip(clusters, presences, strict=True):
+            for tid, ts in cluster:
+                visitor = best_visitor(ts, candidates, staff, self.window_ms)
+                b = bucket_of_ms(ts, self.tz)
+                buckets.add(b)
+                pipe.hset(keys.pos_matches(s), tid, visitor or "")
+                if visitor:
+                    pipe.hset(keys.analytics_purchases(s, b), tid, visitor)
+                else:
+                    pipe.hdel(keys.analytics_purchases(s, b), tid)
+        if buckets:
+            pipe.zadd(keys.analytics_buckets(s), {str(b): b for b in buckets})
+        if done:
+            pipe.srem(keys.pos_pending(s), *done)
         pipe.execute()
 
     def transactions_between(self, lo_ms: int, hi_ms: int) -> int:

@@ -294,3 +294,8 @@ def inventory_alerts_by_time(store_id: str) -> str:
 def inventory_shelf(store_id: str) -> str:
     """Hash segment_id -> JSON of the latest shelf-gap observation of that planogram segment."""
     return f"{_tag(store_id)}:inv:shelf"
+
+
+def pos_pending(store_id: str) -> str:
+    """Set of transaction ids stored but not matched yet (matched, then removed, in one MULTI)."""
+    return f"{_tag(store_id)}:pos:pending"

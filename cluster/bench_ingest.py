@@ -1,0 +1,276 @@
+"""`storefleet bench-ingest`: events/s through `POST /events/ingest` (batches of 500) into Redis, next to
+a plain FastAPI + SQLite implementation of the same endpoint, measured in the same run.
+
+Both sides get the same batches over HTTP from the same client (a few requests in flight), validate
+each event with the same pydantic schema and answer the same per-event outcomes. Ours goes Serve HTTP
+proxy -> API replica -> the store's StoreActor -> one Lua script per store batch in Redis (the event
+hash, stream, time indexes and counters), and the analytics aggregator then tails the stream. The
+baselines run under uvicorn (one worker) with SQLite in WAL mode, an index on (store, time) and
+(store, type, time):
+    * `sqlite_batch`: one transaction per request, `INSERT OR IGNORE` per event (the competent way);
+    * `sqlite_per_event`: a commit per event, the way tutorial ORM code (`db.add(); db.commit()`) does.
+Machines are shared and noisy: compare the ratios, not the absolute rates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+
+from workloads.config import FleetConfig
+
+BATCH = 500
+BASELINES = ("sqlite_batch", "sqlite_per_event")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_fleet(stores: int) -> FleetConfig:
+    return FleetConfig.model_validate({"name": "bench-ingest", "stores": [
+        {"id": f"BENCH_{i}", "timezone": "UTC", "cameras": [{"id": f"BENCH_{i}_CAM", "source": "synthetic:empty",
+         "zones": [{"id": "SHELF", "type": "PRODUCT", "polygon": [[0, 0], [10, 0], [10, 10]]},
+                   {"id": "QUEUE", "type": "BILLING_QUEUE", "polygon": [[0, 0], [10, 0], [10, 10]]}]}]}
+        for i in range(stores)]})
+
+
+def make_batches(cfg: FleetConfig, n_events: int, batch: int = BATCH, seed: int = 0) -> list[dict[str, Any]]:
+    """Realistic visits (entry, shelf, queue, exit) spread over the fleet's stores, as JSON request bodies."""
+    t0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+    kinds = [("ENTRY", None), ("ZONE_ENTER", "SHELF"), ("ZONE_EXIT", "SHELF"), ("ZONE_ENTER", "QUEUE"),
+             ("BILLING_QUEUE_JOIN", "QUEUE"), ("ZONE_EXIT", "QUEUE"), ("EXIT", None)]
+    events = []
+    for i in range(n_events):
+        store = cfg.stores[(i // len(kinds)) % len(cfg.stores)]
+        etype, zone = kinds[i % len(kinds)]
+        events.append({
+            "event_id": str(uuid.UUID(int=(seed << 64) + i)), "store_id": store.id, "camera_id": store.cameras[0].id,
+            "visitor_id": f"v{i // len(kinds)}", "event_type": etype,
+            "timestamp": (t0 + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+            "zone_id": zone, "dwell_ms": 30_000 if etype == "ZONE_EXIT" else 0, "is_staff": False,
+            "confidence": 0.9, "metadata": {"queue_depth": 2 if zone == "QUEUE" else None, "sku_zone": None,
+                                            "session_seq": i % len(kinds)},
+        })
+    return [{"events": events[i:i + batch]} for i in range(0, len(events), batch)]
+
+
+def post_all(base_url: str, batches: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """POST every batch (`concurrency` in flight); events/s from the first request to the last answer."""
+    local = threading.local()
+
+    def send(body: dict[str, Any]) -> dict[str, int]:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=base_url, timeout=120)
+        for _ in range(20):
+            res = local.client.post("/events/ingest", json=body)
+            if res.status_code == 200:
+                r = res.json()
+                return {k: r[k] for k in ("accepted", "duplicates", "rejected")}
+            if res.status_code != 503:
+                raise RuntimeError(f"{base_url}: HTTP {res.status_code}: {res.text[:300]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"{base_url}: still 503 after retries")
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        replies = list(pool.map(send, batches))
+    elapsed = time.perf_counter() - t0
+    n = sum(len(b["events"]) for b in batches)
+    totals = {k: sum(r[k] for r in replies) for k in ("accepted", "duplicates", "rejected")}
+    return {"events": n, "seconds": round(elapsed, 3), "events_per_s": round(n / elapsed, 1), **totals}
+
+
+def _wait_http(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {timeout_s:.0f}s")
+
+
+# --------------------------------------------------------------------------------- the SQLite baseline
+
+
+def baseline_app() -> Any:
+    """The same endpoint, the plain way: FastAPI + SQLite (`SF_BASELINE_DB`, `SF_BASELINE_MODE`)."""
+    from fastapi import FastAPI
+    from pydantic import ValidationError
+
+    from deployments.api.ingest import EventResult, IngestRequest, IngestResponse
+    from workloads.events import VisitorEvent
+
+    per_event = os.environ.get("SF_BASELINE_MODE") == "sqlite_per_event"
+    db = sqlite3.connect(os.environ["SF_BASELINE_DB"], check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("""CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, store_id TEXT, camera_id TEXT,
+                  visitor_id TEXT, event_type TEXT, ts TEXT, zone_id TEXT, dwell_ms INTEGER, is_staff INTEGER,
+                  confidence REAL, metadata TEXT)""")
+    db.execute("CREATE INDEX IF NOT EXISTS by_time ON events (store_id, ts)")
+    db.execute("CREATE INDEX IF NOT EXISTS by_type ON events (store_id, event_type, ts)")
+    lock = threading.Lock()
+    app = FastAPI()
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/events/ingest", response_model=IngestResponse)
+    def ingest(body: IngestRequest) -> IngestResponse:
+        results: list[EventResult] = []
+        with lock:
+            if not per_event:
+                db.execute("BEGIN")
+            for i, raw in enumerate(body.events):
+                try:
+                    if not isinstance(raw, dict) or "event_id" not in raw:
+                        raise ValueError("event_id required")
+                    e = VisitorEvent.model_validate(raw)
+                except (ValidationError, ValueError):
+                    results.append(EventResult(index=i, event_id=None, status="rejected"))
+                    continue
+                if per_event:
+                    db.execute("BEGIN")
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (str(e.event_id), e.store_id, e.camera_id, e.visitor_id, e.event_type.value,
+                     e.timestamp.isoformat(), e.zone_id, e.dwell_ms, int(e.is_staff), e.confidence,
+                     e.metadata.model_dump_json()))
+                if per_event:
+                    db.execute("COMMIT")
+                results.append(EventResult(index=i, event_id=str(e.event_id),
+                                           status="accepted" if cur.rowcount else "duplicate"))
+            if not per_event:
+                db.execute("COMMIT")
+        n = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate", "rejected")}
+        return IngestResponse(accepted=n["accepted"], duplicates=n["duplicate"], rejected=n["rejected"],
+                              results=results)
+
+    return app
+
+
+@contextmanager
+def baseline_server(mode: str, folder: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "SF_BASELINE_DB": str(folder / f"{mode}.sqlite"), "SF_BASELINE_MODE": mode}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "cluster.bench_ingest:baseline_app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        env=env, cwd=Path(__file__).resolve().parent.parent)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(url + "/health")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def sqlite_rows(folder: Path, mode: str) -> int:
+    with sqlite3.connect(folder / f"{mode}.sqlite") as db:
+        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+# ------------------------------------------------------------------------------------------- ours
+
+
+def start_api(cfg: FleetConfig, redis_url: str, http_port: int) -> Any:
+    """The `api` application of ray_config.yaml and one store actor per store, on an initialised Ray."""
+    from cluster.fleet import DEFAULT_SERVE_CONFIG, Fleet, deploy_serve, load_serve_config
+
+    schema = load_serve_config(DEFAULT_SERVE_CONFIG, cfg, redis_url, http_port)
+    schema.applications = [a for a in schema.applications if a.name == "api"]
+    deploy_serve(schema)
+    fleet = Fleet(cfg, redis_url)
+    fleet.start_stores()
+    return fleet
+
+
+def run_bench(n_events: int = 20_000, concurrency: int = 4, stores: int = 2,
+              console: Console | None = None) -> dict[str, Any]:
+    """Both sides on the same batches; returns the rates, their ratios and the storage checks."""
+    import ray
+    import redis
+    from ray import serve
+
+    from cluster.fleet import init_ray
+    from cluster.redis_server import EmbeddedRedis
+
+    say = console.print if console else (lambda *_: None)
+    cfg = bench_fleet(stores)
+    batches = make_batches(cfg, n_events)
+    warmup = make_batches(cfg, 2 * BATCH, seed=1)
+    out: dict[str, Any] = {"events": n_events, "batch": BATCH, "concurrency": concurrency, "stores": stores}
+    with tempfile.TemporaryDirectory(prefix="sf-bench-ingest-") as tmp:
+        folder = Path(tmp)
+        for mode in BASELINES:
+            say(f"baseline {mode}: FastAPI + SQLite under uvicorn ...")
+            with baseline_server(mode, folder) as url:
+                post_all(url, warmup, concurrency)
+                out[mode] = post_all(url, batches, concurrency)
+                out[mode]["rows_stored"] = sqlite_rows(folder, mode) - 2 * BATCH
+        with EmbeddedRedis(folder / "redis") as server:
+            say("ours: Ray Serve ingress -> StoreActor -> Redis ...")
+            init_ray(num_cpus=4, log_to_driver=False)
+            port = free_port()
+            fleet = start_api(cfg, server.url, port)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                post_all(url, warmup, concurrency)
+                ray.get([a.analytics_catch_up.remote() for a in fleet.stores.values()])
+                out["storefleet"] = post_all(url, batches, concurrency)
+                t0 = time.perf_counter()
+                ray.get([a.analytics_catch_up.remote() for a in fleet.stores.values()])
+                out["storefleet"]["aggregation_drain_s"] = round(time.perf_counter() - t0, 3)
+                r = redis.Redis.from_url(server.url)
+                from workloads.state.event_log import EventLog
+
+                log = EventLog(r)
+                out["storefleet"]["rows_stored"] = sum(log.count(s.id) for s in cfg.stores) - 2 * BATCH
+                out["storefleet_replay"] = post_all(url, batches[: max(1, len(batches) // 4)], concurrency)
+            finally:
+                fleet.stop()
+                serve.shutdown()
+                ray.shutdown()
+    ours = out["storefleet"]["events_per_s"]
+    out["ratio"] = {m: round(ours / out[m]["events_per_s"], 2) for m in BASELINES}
+    return out
+
+
+def bench_ingest_command(
+    events: Annotated[int, typer.Option(help="Events per side (sent in batches of 500).")] = 20_000,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 4,
+    stores: Annotated[int, typer.Option(help="Stores the events are spread over (one store actor each).")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
+) -> None:
+    """Ingest throughput over HTTP: StoreFleet (Serve -> store actors -> Redis) vs FastAPI + SQLite."""
+    console = Console(stderr=True)
+    results = run_bench(events, concurrency, stores, console)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
