@@ -32,7 +32,8 @@ ZONES = [{"id": "SKIN", "type": "PRODUCT", "sku_zone": "SKINCARE", "polygon": PO
          {"id": "Q", "type": "BILLING_QUEUE", "polygon": POLY},
          {"id": "TILL", "type": "CHECKOUT", "polygon": POLY}]
 FLEET = FleetConfig.model_validate({"stores": [
-    {"id": "S1", "name": "One", "timezone": "UTC", "cameras": [{"id": "C1", "source": "synthetic:empty", "zones": ZONES}]},
+    {"id": "S1", "name": "One", "timezone": "UTC",
+     "cameras": [{"id": "C1", "source": "synthetic:empty", "zones": ZONES}]},
     {"id": "S2", "name": "Two", "timezone": "Asia/Kolkata", "cameras": [
         {"id": "C2", "source": "synthetic:empty", "zones": [{**z, "id": f"{z['id']}2"} for z in ZONES]}]},
     {"id": "S3", "name": "Three", "cameras": [{"id": "C3", "source": "synthetic:empty"}]},

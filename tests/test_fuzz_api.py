@@ -72,7 +72,8 @@ def _send(client: Any, case: Any) -> Any:
 
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                 HealthCheck.function_scoped_fixture])
 def test_no_request_gets_a_server_error(case) -> None:
     _aim_at_real_stores(case)
     response = _send(_CLIENT["api"], case)

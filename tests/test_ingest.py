@@ -26,7 +26,8 @@ RING = KeyRing([ResolvedKey("hq", "hq-secret", Role.HQ), ResolvedKey("a", "a-sec
 HQ = {"X-API-Key": "hq-secret"}
 FLEET = FleetConfig.model_validate({"stores": [
     {"id": sid, "timezone": tz, "cameras": [{"id": f"{sid}_CAM", "source": "synthetic:empty", "zones": [
-        {"id": "SHELF", "type": "PRODUCT", "polygon": POLY}, {"id": "QUEUE", "type": "BILLING_QUEUE", "polygon": POLY}]}]}
+        {"id": "SHELF", "type": "PRODUCT", "polygon": POLY},
+        {"id": "QUEUE", "type": "BILLING_QUEUE", "polygon": POLY}]}]}
     for sid, tz in (("ING_A", "UTC"), ("ING_B", "Asia/Kolkata"), ("ING_OFF", "UTC"))
 ]})
 

@@ -24,8 +24,10 @@ pytestmark = pytest.mark.integration
 
 PORT = 18231
 FLEET = FleetConfig.model_validate({"stores": [
-    {"id": sid, "name": name, "timezone": "Asia/Kolkata", "cameras": [{"id": f"{sid}_CAM", "source": "synthetic:empty",
-     "zones": [{"id": "SKIN", "type": "PRODUCT", "polygon": POLY}, {"id": "Q", "type": "BILLING_QUEUE", "polygon": POLY}]}]}
+    {"id": sid, "name": name, "timezone": "Asia/Kolkata",
+     "cameras": [{"id": f"{sid}_CAM", "source": "synthetic:empty",
+     "zones": [{"id": "SKIN", "type": "PRODUCT", "polygon": POLY},
+               {"id": "Q", "type": "BILLING_QUEUE", "polygon": POLY}]}]}
     for sid, name in (("SRV_A", "Koramangala"), ("SRV_B", "Indiranagar"))
 ]})
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
