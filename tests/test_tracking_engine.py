@@ -154,11 +154,18 @@ def test_tracker_confirms_after_consecutive_frames_and_reports_ended():
 def test_tracker_reset_never_reuses_ids():
     tr = PersonTracker(TrackerConfig(minimum_consecutive_frames=1), fps=FPS, first_track_id=100)
     b, s = np.array([box(OUTSIDE), box(SHOES)]), np.array([0.9, 0.9])
-    assert tr.update(b, s, 0.0).track_ids.tolist() == []  # trackers 2.6: an id needs a 2nd sighting
+    assert tr.update(b, s, 0.0).track_ids.tolist() == [100, 101]  # one sighting confirms at this setting
     assert tr.update(b, s, 0.2).track_ids.tolist() == [100, 101]
     assert tr.reset() == [100, 101]
-    tr.update(b, s, 10.0)
+    assert tr.update(b, s, 10.0).track_ids.tolist() == [102, 103]
     assert tr.update(b, s, 10.2).track_ids.tolist() == [102, 103]
+
+
+def test_tracker_waits_for_consecutive_frames_by_default():
+    tr = PersonTracker(TrackerConfig(minimum_consecutive_frames=2), fps=FPS)
+    b, s = np.array([box(OUTSIDE)]), np.array([0.9])
+    assert tr.update(b, s, 0.0).track_ids.tolist() == []
+    assert tr.update(b, s, 0.2).track_ids.tolist() == [0]
 
 
 def test_tracker_pickle_round_trip_gives_identical_outputs():
@@ -328,7 +335,8 @@ def test_reentry_within_window(reentry_window_s, expected):
 
 def person_frame(people_feet: list[tuple[float, float]], colours: list[tuple[int, int, int]]) -> np.ndarray:
     img = np.full((H, W, 3), 90, np.uint8)  # grey floor
-    for (fx, fy), bgr in zip(people_feet, colours, strict=True):
+    # Far to near (feet higher in the frame first), so a nearer person hides the one behind, as on camera.
+    for (fx, fy), bgr in sorted(zip(people_feet, colours, strict=True), key=lambda p: p[0][1]):
         x1, y1, x2, y2 = (round(v) for v in box((fx, fy)))
         img[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = bgr
         img[max(y1, 0) : max(y1 + 18, 0), max(x1, 0) : max(x2, 0)] = (150, 180, 210)  # head, skin-ish
@@ -347,6 +355,40 @@ def test_staff_uniform_colour_on_synthetic_frames(shirt_bgr, staff):
     events = run_engine(eng, frames, images=images)
     assert [e.event_type for e in events] == [ENTRY, Z_ENTER, Z_EXIT]
     assert all(e.is_staff is staff for e in events)
+
+
+RETURNER = (200, 60, 20)  # blue shirt
+
+
+@pytest.mark.parametrize(
+    ("second_shirt", "min_similarity", "second_types", "same_visitor"),
+    [
+        (RETURNER, 0.8, [REENTRY, EXIT], True),  # the same clothes come back: the same visitor
+        ((0, 140, 250), 0.8, [ENTRY, EXIT], False),  # someone in orange: a new visitor
+        (RETURNER, None, [ENTRY, EXIT], False),  # appearance re-entry switched off
+    ],
+)
+def test_returning_visitor_on_a_new_track_is_a_reentry(second_shirt, min_similarity, second_types, same_visitor):
+    visit = path((OUTSIDE, 0), (DOORWAY, 15), (SHOES, 15), (SHOES, -5), (DOORWAY, 15), (OUTSIDE, 15), ((320, 40), 15))
+    gap = int(6 * FPS)  # out of view 6 s: longer than the lost buffer, so the track ends
+    frames = frames_for((0, visit), (len(visit) + gap, visit))
+    images = []
+    for f in range(len(frames)):
+        if f < len(visit):
+            images.append(person_frame([visit[f]], [RETURNER]))
+        elif f >= len(visit) + gap:
+            images.append(person_frame([visit[f - len(visit) - gap]], [second_shirt]))
+        else:
+            images.append(person_frame([], []))
+    eng = make_engine(tracker=TrackerConfig(reentry_min_similarity=min_similarity))
+    events = run_engine(eng, frames, images=images)
+    door = [e for e in events if e.event_type in (ENTRY, EXIT, REENTRY)]
+    assert [e.event_type for e in door[:2]] == [ENTRY, EXIT]
+    assert [e.event_type for e in door[2:]] == second_types
+    assert (door[2].visitor_id == door[0].visitor_id) is same_visitor
+    if same_visitor:  # the returning visitor's session goes on where it stopped
+        seqs = [e.metadata.session_seq for e in events if e.visitor_id == door[0].visitor_id]
+        assert seqs == list(range(len(seqs)))
 
 
 def test_staff_zone_rule_in_engine():

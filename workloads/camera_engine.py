@@ -26,7 +26,8 @@ Event rules (see tripwire.py and zones.py for the detailed state machines):
 Example:
     >>> from datetime import UTC, datetime
     >>> import numpy as np
-    >>> from workloads.config import CameraConfig, StoreConfig, TrackerConfig
+    >>> from workloads.appearance import Embedding, similarity
+from workloads.config import CameraConfig, StoreConfig, TrackerConfig
     >>> cam = CameraConfig(id="C1", source="synthetic:empty")
     >>> eng = CameraEventEngine(StoreConfig(id="S1", cameras=[cam]), cam, TrackerConfig(), fps=5.0)
     >>> eng.process(0, datetime(2026, 3, 3, tzinfo=UTC), np.zeros((0, 4)), np.zeros(0))
@@ -44,6 +45,7 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
+from workloads.appearance import Embedding, similarity
 from workloads.config import CameraConfig, StoreConfig, TrackerConfig
 from workloads.events import EventMetadata, EventType, VisitorEvent, deterministic_event_id
 from workloads.geometry import feet_points
@@ -53,10 +55,25 @@ from workloads.tripwire import CrossingDirection, Tripwire
 from workloads.zones import ZoneEvent, ZoneTracker
 
 SNAPSHOT_VERSION = 1
+#: A returning visitor must have been out at least this long (a track that just flickered across the
+#: line is the same track, handled without appearance).
+REENTRY_MIN_GAP_S = 1.0
+#: The best-matching leaver must beat the second best by this much: two leavers in similar dark
+#: coats are ambiguous, and a wrong link merges two real visitors into one.
+REENTRY_MARGIN = 0.05
 
 
 class SnapshotMismatchError(ValueError):
     """The snapshot was taken with another configuration (or format); start a fresh engine instead."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One confirmed person on the last processed frame (for evaluation and debugging overlays)."""
+
+    visitor_id: str
+    box: tuple[float, float, float, float]
+    is_staff: bool
 
 
 @dataclass
@@ -64,6 +81,17 @@ class _Visitor:
     seq: int = 0  # next session_seq
     score: float = 1.0  # last detection score
     last_exit_t: float | None = None
+    visitor_id: str | None = None  # set when this track was recognised as a returning visitor
+
+
+@dataclass
+class _Departure:
+    """A visitor who went out through the door: who, when, what they looked like."""
+
+    visitor_id: str
+    t: float
+    appearance: Embedding | None
+    seq: int  # their next session_seq
 
 
 class CameraEventEngine:
@@ -93,6 +121,7 @@ class CameraEventEngine:
         self._visitors: dict[int, _Visitor] = {}
         self._last_t: float | None = None
         self._last_frame_idx = -1
+        self.observations: list[Observation] = []
 
     # ------------------------------------------------------------------ public API
     @property
@@ -124,7 +153,7 @@ class CameraEventEngine:
         self._last_t = t
         self._last_frame_idx = frame_idx
 
-        upd = self._tracker.update(boxes, scores, timestamp=t)
+        upd = self._tracker.update(boxes, scores, timestamp=t, frame=frame)
         events += self._end_tracks(upd.ended, frame_idx)
 
         ids = upd.track_ids.tolist()
@@ -133,6 +162,10 @@ class CameraEventEngine:
         for i, tid in enumerate(ids):
             self._visitors.setdefault(tid, _Visitor()).score = float(upd.scores[i])
             self._staff.observe(tid, upd.boxes[i], feet[i], use_frame)
+        self.observations = [
+            Observation(self._visitor_id(tid), tuple(float(v) for v in upd.boxes[i]), self._staff.is_staff(tid))
+            for i, tid in enumerate(ids)
+        ]
 
         crossings: dict[int, list[CrossingDirection]] = defaultdict(list)
         for wire in self._tripwires:
@@ -219,6 +252,12 @@ class CameraEventEngine:
         return eng
 
     # ------------------------------------------------------------------ internals
+    def _visitor_id(self, tid: int) -> str:
+        v = self._visitors.get(tid)
+        if v is not None and v.visitor_id is not None:
+            return v.visitor_id
+        return f"{self._visitor_prefix}-{tid}"
+
     def _end_tracks(self, track_ids: list[int], frame_idx: int) -> list[VisitorEvent]:
         events: list[VisitorEvent] = []
         for tid in track_ids:
@@ -231,13 +270,43 @@ class CameraEventEngine:
 
     def _boundary(self, tid: int, frame_idx: int, t: float, *, entering: bool) -> VisitorEvent:
         v = self._visitors.setdefault(tid, _Visitor())
-        if entering:
-            recent = v.last_exit_t is not None and t - v.last_exit_t <= self.tracker_cfg.reentry_window_s
-            et = EventType.REENTRY if recent else EventType.ENTRY
-        else:
-            et = EventType.EXIT
+        departures: list[_Departure] = self.__dict__.setdefault("_departures", [])
+        window = self.tracker_cfg.reentry_window_s
+        departures[:] = [d for d in departures if t - d.t <= window]
+        if not entering:
             v.last_exit_t = t
-        return self._event(tid, frame_idx, et, t)
+            ev = self._event(tid, frame_idx, EventType.EXIT, t)
+            departures[:] = [d for d in departures if d.visitor_id != ev.visitor_id]
+            departures.append(_Departure(ev.visitor_id, t, self._tracker.appearance(tid, 1), v.seq))
+            return ev
+        if v.last_exit_t is not None and t - v.last_exit_t <= window:
+            departures[:] = [d for d in departures if d.visitor_id != self._visitor_id(tid)]
+            return self._event(tid, frame_idx, EventType.REENTRY, t)
+        back = self._returning(tid, t, departures)
+        if back is None:
+            return self._event(tid, frame_idx, EventType.ENTRY, t)
+        departures.remove(back)
+        v.visitor_id, v.seq, v.last_exit_t = back.visitor_id, back.seq, back.t
+        return self._event(tid, frame_idx, EventType.REENTRY, t)
+
+    def _returning(self, tid: int, t: float, departures: list[_Departure]) -> _Departure | None:
+        """The recent leaver a new track coming in is, by clothes colour; None if nobody clearly."""
+        threshold = getattr(self.tracker_cfg, "reentry_min_similarity", None)
+        if threshold is None or v_has_history(self._visitors.get(tid)):
+            return None
+        looks = self._tracker.appearance(tid, 1)
+        if looks is None:
+            return None
+        scored = sorted(
+            ((similarity(looks, d.appearance), k) for k, d in enumerate(departures)
+             if d.appearance is not None and t - d.t >= REENTRY_MIN_GAP_S),
+            reverse=True,
+        )
+        if not scored or scored[0][0] < threshold:
+            return None
+        if len(scored) > 1 and scored[0][0] - scored[1][0] < REENTRY_MARGIN:
+            return None
+        return departures[scored[0][1]]
 
     def _from_zone(self, ze: ZoneEvent, frame_idx: int) -> VisitorEvent:
         return self._event(
@@ -265,7 +334,7 @@ class CameraEventEngine:
     ) -> VisitorEvent:
         v = self._visitors.setdefault(tid, _Visitor())
         seq, v.seq = v.seq, v.seq + 1
-        visitor_id = f"{self._visitor_prefix}-{tid}"
+        visitor_id = self._visitor_id(tid)
         return VisitorEvent(
             event_id=deterministic_event_id(self.camera.id, frame_idx, visitor_id, et, zone_id),
             store_id=self.store.id,
@@ -279,6 +348,11 @@ class CameraEventEngine:
             confidence=min(max(v.score, 0.0), 1.0),
             metadata=EventMetadata(queue_depth=queue_depth, sku_zone=sku_zone, session_seq=seq),
         )
+
+
+def v_has_history(v: _Visitor | None) -> bool:
+    """Whether a track already has a visitor identity of its own (it went out through the door before)."""
+    return v is not None and (v.last_exit_t is not None or v.visitor_id is not None)
 
 
 def _epoch(ts: datetime) -> float:

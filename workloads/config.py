@@ -214,6 +214,21 @@ class TrackerConfig(_Strict):
     reentry_window_s: float = Field(
         600.0, ge=0, description="An ENTRY by a visitor who exited less than this long ago is a REENTRY."
     )
+    reentry_min_similarity: float | None = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="A new track coming in through the door is the same visitor as one who left within "
+        "`reentry_window_s` when their clothes' colours are at least this similar (and clearly closer than any "
+        "other recent leaver's); null: only a track that itself went out and back in is a REENTRY.",
+    )
+    appearance_veto: float = Field(
+        0.45,
+        ge=0,
+        lt=1,
+        description="The tracker refuses to move a track onto a clearly visible person whose colours are less "
+        "similar than this to the track's (stops identity swaps when people cross); 0 turns the check off.",
+    )
 
 
 class FleetConfig(_Strict):
