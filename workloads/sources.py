@@ -34,6 +34,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from workloads.synthetic.scenario import SCENES as _SCENE_RECIPES
+from workloads.synthetic.scene import Scene, build_scene, parse_scene_uri
+from workloads.synthetic.sprites import SpriteBankMissingError
+
+SCENE_NAMES = tuple(sorted(_SCENE_RECIPES))
+
 log = logging.getLogger(__name__)
 
 
@@ -110,37 +116,67 @@ class VideoSource:
 
 
 class SyntheticSource:
-    """A generated feed (no camera needed): `empty` is a static shop floor with sensor noise.
+    """A generated feed (no camera needed).
 
-    Used for soak and health tests; scenes with people and ground truth plug in here by name.
+    `empty` is a static shop floor with sensor noise (soak and health tests). Every other name is a
+    synthetic store scene with people and ground truth (`workloads.synthetic`, e.g. `store?seed=3`):
+    a finite clip at 10 fps, rendered frame by frame, so it loops and seeks like a file.
     """
 
-    SCENES = ("empty",)
+    SCENES = ("empty", *SCENE_NAMES)
 
     def __init__(self, scene: str, size: tuple[int, int] = (640, 480), fps: float = 10.0, seed: int = 0) -> None:
-        if scene not in self.SCENES:
-            raise SourceError(f"unknown synthetic scene {scene!r}; known: {', '.join(self.SCENES)}")
+        name = scene.partition("?")[0]
+        if name not in self.SCENES:
+            raise SourceError(f"unknown synthetic scene {name!r}; known: {', '.join(self.SCENES)}")
         self.name = f"synthetic:{scene}"
+        self._scene_uri = scene
+        self._scene: Scene | None = None
+        self._pos = 0
         self._size, self._fps = size, fps
         self._rng = np.random.default_rng(seed)
+        if name != "empty":
+            try:
+                parse_scene_uri(scene)
+            except ValueError as e:
+                raise SourceError(str(e)) from None
+            return
         w, h = size
         base = np.full((h, w, 3), (90, 110, 120), np.uint8)
         for x in range(0, w, 80):  # shelves as dark bars, so frames are not flat
             cv2.rectangle(base, (x + 10, 40), (x + 40, h // 2), (40, 50, 60), -1)
         self._base = base
 
+    @property
+    def is_scene(self) -> bool:
+        return not self._scene_uri.startswith("empty")
+
     def open(self) -> float:
+        if self.is_scene and self._scene is None:
+            name, seed = parse_scene_uri(self._scene_uri)
+            try:
+                self._scene = build_scene(name, seed)
+            except SpriteBankMissingError as e:
+                raise SourceError(str(e)) from None
+            self._fps = self._scene.fps
+        self._pos = 0
         return self._fps
 
     def read(self) -> npt.NDArray[np.uint8] | None:
+        if self._scene is not None:
+            if self._pos >= self._scene.n_frames:
+                return None
+            self._pos += 1
+            return self._scene.render(self._pos - 1)
         noise = self._rng.integers(0, 6, self._base.shape, dtype=np.uint8)
         return cv2.add(self._base, noise)
 
     def seek(self, index: int) -> bool:
+        self._pos = index
         return True
 
     def frame_count(self) -> int | None:
-        return None
+        return self._scene.n_frames if self._scene is not None else None
 
     def close(self) -> None:
         pass
