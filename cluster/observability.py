@@ -57,7 +57,10 @@ def name(spec: m.MetricSpec, suffix: str = "") -> str:
 INGEST_EVENTS = m.RAY_PREFIX + "storefleet_ingest_events_total"
 POS_TRANSACTIONS = m.RAY_PREFIX + "storefleet_pos_transactions_total"
 LP_ALERTS = m.RAY_PREFIX + "storefleet_lp_alerts_total"
-EXTERNAL_METRICS = (INGEST_EVENTS, POS_TRANSACTIONS, LP_ALERTS)
+LP_SUPPRESSED = m.RAY_PREFIX + "storefleet_lp_alerts_suppressed_total"
+LP_EVALUATIONS = m.RAY_PREFIX + "storefleet_lp_rule_evaluations_total"
+LP_ESCALATIONS = m.RAY_PREFIX + "storefleet_lp_escalations_total"
+EXTERNAL_METRICS = (INGEST_EVENTS, POS_TRANSACTIONS, LP_ALERTS, LP_SUPPRESSED, LP_EVALUATIONS, LP_ESCALATIONS)
 
 CAM = 'store=~"$store", camera=~"$camera"'
 STORE = 'store=~"$store"'
@@ -160,6 +163,15 @@ R_ALERTS_TYPE = Record("store_type:storefleet_lp_alerts:increase1h",
                        f"sum by (store, type) (increase({LP_ALERTS}[1h]))")
 R_ALERTS_SEVERITY = Record("store_severity:storefleet_lp_alerts:increase1h",
                            f"sum by (store, severity) (increase({LP_ALERTS}[1h]))")
+R_LP_EVALUATIONS = Record("store:storefleet_lp_rule_evaluations:rate5m", _rate(LP_EVALUATIONS, "store", "5m"))
+R_LP_ESCALATIONS = Record("store:storefleet_lp_escalations:increase1h",
+                          f"sum by (store) (increase({LP_ESCALATIONS}[1h]))")
+R_LP_SUPPRESSED = Record("store_type:storefleet_lp_alerts_suppressed:increase1h",
+                         f"sum by (store, type) (increase({LP_SUPPRESSED}[1h]))")
+R_VLM_P95 = Record("deployment:storefleet_behaviour_vlm_latency_seconds:p95_5m",
+                   _quantile(0.95, m.VLM_LATENCY, "deployment"))
+R_VLM_ANSWERS = Record("deployment_type:storefleet_behaviour_vlm_answers:rate5m",
+                       _rate(name(m.VLM_OUTCOMES), "deployment, type", "5m"))
 R_BEHAVIOUR = Record("store_type:storefleet_behaviour_requests:rate5m",
                      _rate(name(m.BEHAVIOUR_REQUESTS), "store, type", "5m"))
 R_PREFILTER_PASS = Record(
@@ -172,7 +184,8 @@ RECORDS: list[Record] = [
     R_PROCESSED, R_READ, R_DROPPED, R_DROP_RATIO, R_RECONNECTS, R_STALENESS, R_EVENTS,
     R_DET_FRAMES, R_DET_P50, R_DET_P95, R_DET_P99, R_DET_BATCH, R_DET_BUSY, R_DET_QUEUE,
     R_REDIS_P95, R_REDIS_ERRORS, R_STORE_EVENTS, R_INGEST, R_INGEST_REJECTED, R_POS, R_ENTRIES,
-    R_ALERTS_TYPE, R_ALERTS_SEVERITY, R_BEHAVIOUR, R_PREFILTER_PASS, R_PREFILTER_P95,
+    R_ALERTS_TYPE, R_ALERTS_SEVERITY, R_LP_EVALUATIONS, R_LP_ESCALATIONS, R_LP_SUPPRESSED,
+    R_BEHAVIOUR, R_PREFILTER_PASS, R_PREFILTER_P95, R_VLM_P95, R_VLM_ANSWERS,
 ]
 
 #: Staleness (s) after which a feed that should run counts as stale; /health uses 10 s.
@@ -512,13 +525,28 @@ def fleet_overview() -> Dashboard:
                 Panel("HTTP ingest reject ratio", "Rejected / all posted events, 10-minute window.",
                       (q(sel(R_INGEST_REJECTED, STORE), "{{store}}"),), unit="percentunit", min=0, max=1),
             )),
-            Row("Behavioural analysis", (
-                Panel("Requests by outcome", "Escalations analysed by the behavioural-analysis deployment.",
+            Row("Loss prevention and behavioural analysis", (
+                Panel("Rule evaluations / s", "Loss-prevention rules evaluated by each store's rule actor.",
+                      (q(sel(R_LP_EVALUATIONS, STORE), "{{store}}"),), unit="ops", width=8),
+                Panel("Escalations and suppressed alerts, last hour", "Escalations to behavioural analysis, and "
+                      "alerts the alert-config dedup window dropped.",
+                      (q(sel(R_LP_ESCALATIONS, STORE), "{{store}} escalations"),
+                       # The suppressed counter appears at the first suppression: 0 where a rule actor runs.
+                       q(f"sum by (store) ({sel(R_LP_SUPPRESSED, STORE)}) or 0 * {sel(R_LP_ESCALATIONS, STORE)}",
+                         "{{store}} suppressed")), width=8),
+                Panel("Behavioural-analysis requests by outcome", "Escalations each store's watcher answered.",
                       (q(sel(R_BEHAVIOUR, STORE), "{{store}} {{type}}"),), unit="reqps", width=8),
                 Panel("Pre-filter pass rate", "Share of clips the pose pre-filter sends on to the VLM.",
                       (q(sel(R_PREFILTER_PASS, STORE), "{{store}}"),), unit="percentunit", min=0, max=1, width=8),
                 Panel("Pre-filter latency p95", "95th percentile of one pose pre-filter decision.",
                       (q(sel(R_PREFILTER_P95, STORE), "{{store}}"),), unit="s", width=8),
+                Panel("VLM latency p95", "95th percentile of one vision-language analysis (queueing included).",
+                      (q(str(R_VLM_P95), "{{deployment}}"),), unit="s", width=8),
+                Panel("VLM requests in flight", "Analyses inside the BehaviourAnalysis replicas.",
+                      (q(f"sum by (deployment) ({name(m.VLM_INFLIGHT)})", "{{deployment}}"),), width=12),
+                Panel("VLM answers by outcome", "suspicious, no_match, no_enough_data, timeout, overloaded, "
+                      "no_frames per second.", (q(str(R_VLM_ANSWERS), "{{deployment}} {{type}}"),),
+                      unit="reqps", width=12),
             )),
         ),
     )
