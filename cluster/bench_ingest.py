@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -139,7 +139,6 @@ def baseline_app() -> Any:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/events/ingest", response_model=IngestResponse)
     def ingest(body: IngestRequest) -> IngestResponse:
         results: list[EventResult] = []
         with lock:
@@ -170,6 +169,9 @@ def baseline_app() -> Any:
         return IngestResponse(accepted=n["accepted"], duplicates=n["duplicate"], rejected=n["rejected"],
                               results=results)
 
+    # Postponed annotations name classes imported in this function: give FastAPI the classes themselves.
+    ingest.__annotations__ = {"body": IngestRequest, "return": IngestResponse}
+    app.post("/events/ingest", response_model=IngestResponse)(ingest)
     return app
 
 
@@ -195,6 +197,52 @@ def sqlite_rows(folder: Path, mode: str) -> int:
         return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
+# ------------------------------------------------------------------------------------------- POS import
+
+
+def cdnow_csv(folder: Path) -> Path | None:
+    """The CDNOW sales (69,659 real CD purchases, 1997-98, in `Lifetimes==0.11.3`) as a POS CSV: each
+    day's sales a minute apart from 09:00 UTC. None when the package is not installed."""
+    import csv
+    import importlib.util
+
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    source = Path(spec.submodule_search_locations[0]) / "datasets" / "CDNOW_master.txt"
+    path = folder / "cdnow.csv"
+    per_day: dict[str, int] = {}
+    with source.open() as f, path.open("w", newline="") as out:
+        w = csv.writer(out)
+        w.writerow(["transaction_id", "timestamp", "amount", "items"])
+        next(f)
+        for n, line in enumerate(f, 1):
+            customer, day, cds, dollars = line.split()
+            k = per_day[day] = per_day.get(day, -1) + 1
+            ts = datetime.strptime(day, "%Y%m%d").replace(hour=9, tzinfo=UTC) + timedelta(minutes=k)
+            w.writerow([f"cdnow-{n}-{customer}", ts.isoformat(), dollars, cds])
+    return path
+
+
+def bench_pos_import(base_url: str, store_id: str, folder: Path, say: Any) -> dict[str, Any]:
+    """`storefleet pos import` of the whole CDNOW file through the API (rows/s), then again (all duplicates)."""
+    from cluster.cli_pos import import_csv
+
+    path = cdnow_csv(folder)
+    if path is None:
+        return {"skipped": "Lifetimes==0.11.3 (requirements-dev.txt) is not installed"}
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        for run in ("first", "again"):
+            say(f"POS import of CDNOW ({run}) ...")
+            t0 = time.perf_counter()
+            s = import_csv(path, store_id, client)
+            dt = time.perf_counter() - t0
+            out[run] = {"rows": s.rows, "accepted": s.accepted, "duplicates": s.duplicates,
+                        "rejected": s.rejected, "rows_per_s": round(s.rows / dt, 1)}
+    return out
+
+
 # ------------------------------------------------------------------------------------------- ours
 
 
@@ -210,52 +258,63 @@ def start_api(cfg: FleetConfig, redis_url: str, http_port: int) -> Any:
     return fleet
 
 
-def run_bench(n_events: int = 20_000, concurrency: int = 4, stores: int = 2,
+def run_bench(n_events: int = 20_000, concurrency: int = 4, stores: int = 2, rounds: int = 3,
               console: Console | None = None) -> dict[str, Any]:
-    """Both sides on the same batches; returns the rates, their ratios and the storage checks."""
+    """All sides up at once, then `rounds` rounds that post fresh batches to each side in turn, so a
+    load change on the shared machine hits every side alike; rates are the medians over the rounds."""
+    import statistics
+
     import ray
     import redis
     from ray import serve
 
     from cluster.fleet import init_ray
     from cluster.redis_server import EmbeddedRedis
+    from workloads.state.event_log import EventLog
 
     say = console.print if console else (lambda *_: None)
     cfg = bench_fleet(stores)
-    batches = make_batches(cfg, n_events)
-    warmup = make_batches(cfg, 2 * BATCH, seed=1)
-    out: dict[str, Any] = {"events": n_events, "batch": BATCH, "concurrency": concurrency, "stores": stores}
-    with tempfile.TemporaryDirectory(prefix="sf-bench-ingest-") as tmp:
+    sides = [*BASELINES, "storefleet"]
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    out: dict[str, Any] = {"events": n_events, "batch": BATCH, "concurrency": concurrency, "stores": stores,
+                           "rounds": rounds}
+    with tempfile.TemporaryDirectory(prefix="sf-bench-ingest-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        for mode in BASELINES:
-            say(f"baseline {mode}: FastAPI + SQLite under uvicorn ...")
-            with baseline_server(mode, folder) as url:
-                post_all(url, warmup, concurrency)
-                out[mode] = post_all(url, batches, concurrency)
-                out[mode]["rows_stored"] = sqlite_rows(folder, mode) - 2 * BATCH
-        with EmbeddedRedis(folder / "redis") as server:
-            say("ours: Ray Serve ingress -> StoreActor -> Redis ...")
+        urls = {mode: stack.enter_context(baseline_server(mode, folder)) for mode in BASELINES}
+        server = stack.enter_context(EmbeddedRedis(folder / "redis"))
+        say("starting Ray, the Serve api application and the store actors ...")
+        if not ray.is_initialized():  # a caller's Ray (tests) is left running, with Serve stopped
             init_ray(num_cpus=4, log_to_driver=False)
-            port = free_port()
-            fleet = start_api(cfg, server.url, port)
-            try:
-                url = f"http://127.0.0.1:{port}"
-                post_all(url, warmup, concurrency)
-                ray.get([a.analytics_catch_up.remote() for a in fleet.stores.values()])
-                out["storefleet"] = post_all(url, batches, concurrency)
-                t0 = time.perf_counter()
-                ray.get([a.analytics_catch_up.remote() for a in fleet.stores.values()])
-                out["storefleet"]["aggregation_drain_s"] = round(time.perf_counter() - t0, 3)
-                r = redis.Redis.from_url(server.url)
-                from workloads.state.event_log import EventLog
-
-                log = EventLog(r)
-                out["storefleet"]["rows_stored"] = sum(log.count(s.id) for s in cfg.stores) - 2 * BATCH
-                out["storefleet_replay"] = post_all(url, batches[: max(1, len(batches) // 4)], concurrency)
-            finally:
-                fleet.stop()
-                serve.shutdown()
-                ray.shutdown()
+            stack.callback(ray.shutdown)
+        serve.shutdown()  # Serve keeps the HTTP port it first started with
+        stack.callback(serve.shutdown)
+        port = free_port()
+        fleet = start_api(cfg, server.url, port)
+        stack.callback(fleet.stop)
+        urls["storefleet"] = f"http://127.0.0.1:{port}"
+        for url in urls.values():  # warm-up: imports, connections, Lua script load
+            post_all(url, make_batches(cfg, 2 * BATCH, seed=99), concurrency)
+        ray.get([a.analytics_catch_up.remote() for a in fleet.stores.values()])
+        for r in range(rounds):
+            for k, side in enumerate(sides):
+                say(f"round {r + 1}/{rounds}: {side} ...")
+                runs[side].append(post_all(urls[side], make_batches(cfg, n_events, seed=1 + r * len(sides) + k),
+                                           concurrency))
+            t0 = time.perf_counter()
+            ray.get([a.analytics_catch_up.remote() for a in fleet.stores.values()])
+            runs["storefleet"][-1]["aggregation_drain_s"] = round(time.perf_counter() - t0, 3)
+        log = EventLog(redis.Redis.from_url(server.url))
+        stored = {"storefleet": sum(log.count(s.id) for s in cfg.stores) - 2 * BATCH}
+        stored |= {mode: sqlite_rows(folder, mode) - 2 * BATCH for mode in BASELINES}
+        replay = make_batches(cfg, n_events, seed=1 + len(sides) - 1)  # round 1's storefleet events again
+        out["storefleet_replay"] = post_all(urls["storefleet"], replay, concurrency)
+        out["pos_import"] = bench_pos_import(urls["storefleet"], cfg.stores[0].id, folder, say)
+    for side in sides:
+        rates = [run["events_per_s"] for run in runs[side]]
+        out[side] = {"events_per_s": round(statistics.median(rates), 1), "rounds": rates,
+                     "rows_stored": stored[side], "expected_rows": rounds * n_events,
+                     "accepted": sum(run["accepted"] for run in runs[side])}
+    out["storefleet"]["aggregation_drain_s"] = [run.get("aggregation_drain_s") for run in runs["storefleet"]]
     ours = out["storefleet"]["events_per_s"]
     out["ratio"] = {m: round(ours / out[m]["events_per_s"], 2) for m in BASELINES}
     return out
@@ -265,11 +324,12 @@ def bench_ingest_command(
     events: Annotated[int, typer.Option(help="Events per side (sent in batches of 500).")] = 20_000,
     concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 4,
     stores: Annotated[int, typer.Option(help="Stores the events are spread over (one store actor each).")] = 2,
+    rounds: Annotated[int, typer.Option(help="Rounds over all sides; rates are the medians.")] = 3,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
 ) -> None:
     """Ingest throughput over HTTP: StoreFleet (Serve -> store actors -> Redis) vs FastAPI + SQLite."""
     console = Console(stderr=True)
-    results = run_bench(events, concurrency, stores, console)
+    results = run_bench(events, concurrency, stores, rounds, console)
     text = json.dumps(results, indent=2)
     print(text)
     if out:

@@ -37,6 +37,8 @@ To = Annotated[datetime | None, Query(description="Window end, exclusive (ISO-86
 
 #: Analytics lag (events stored, not yet aggregated) above which /health warns.
 LAG_WARNING_EVENTS = 1000
+#: /health counts the backlog only this far (each counted entry is read from the stream).
+LAG_COUNT_CAP = 2000
 
 
 @contextmanager
@@ -152,7 +154,8 @@ class StoreHealth(BaseModel):
     last_event_timestamp: datetime | None = Field(description="Event time of the store's latest event (UTC).")
     lag_minutes: float | None = Field(description="Minutes between now and that event.")
     events_total: int = Field(description="Unique events stored.")
-    analytics_lag_events: int = Field(description="Events stored but not aggregated yet (counted up to 100000).")
+    analytics_lag_events: int = Field(description=f"Events stored but not aggregated yet (counted up to "
+                                                  f"{LAG_COUNT_CAP}).")
 
 
 def store_health(ctx: ApiContext) -> tuple[dict[str, StoreHealth], list[str]]:
@@ -163,7 +166,7 @@ def store_health(ctx: ApiContext) -> tuple[dict[str, StoreHealth], list[str]]:
     for s in ctx.fleet.stores:
         try:
             last = ctx.events.last_event(s.id)
-            lag = Aggregator(ctx.redis, s, ctx.fleet.analytics).lag()
+            lag = Aggregator(ctx.redis, s, ctx.fleet.analytics).lag(cap=LAG_COUNT_CAP)
         except redis.RedisError as e:
             warnings.append(f"store {s.id}: Redis error while reading its state ({type(e).__name__})")
             continue
@@ -172,6 +175,7 @@ def store_health(ctx: ApiContext) -> tuple[dict[str, StoreHealth], list[str]]:
             lag_minutes=round((now - last.timestamp.timestamp()) / 60, 1) if last else None,
             events_total=ctx.events.count(s.id), analytics_lag_events=lag,
         )
-        if lag > LAG_WARNING_EVENTS:
-            warnings.append(f"store {s.id}: analytics are {lag} events behind (is its store actor running?)")
+        if lag >= LAG_WARNING_EVENTS:
+            behind = f"{lag}+" if lag >= LAG_COUNT_CAP else str(lag)
+            warnings.append(f"store {s.id}: analytics are {behind} events behind (is its store actor running?)")
     return out, warnings

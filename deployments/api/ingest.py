@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from deployments.api.auth import Principal, require
 from deployments.api.context import ApiContext, Ctx
 from deployments.metrics import IngestMetrics
-from deployments.store_actor import NAMESPACE, store_actor_name
+from deployments.store_actor import EVENT_LIST, NAMESPACE, store_actor_name
 from workloads.access import Permission
 from workloads.analytics.pos import Transaction
 from workloads.events import VisitorEvent
@@ -199,7 +199,8 @@ async def ingest(ctx: Ctx, body: IngestRequest, key: Annotated[Principal, requir
             results[i].event_id = str(checked.event_id)
             by_store.setdefault(checked.store_id, []).append((i, checked))
     actors = {s: _store_actor(s) for s in by_store}  # every actor first: a 503 stores nothing
-    replies = await _call({s: actors[s].append.remote([e for _, e in items]) for s, items in by_store.items()})
+    replies = await _call({s: actors[s].append_json.remote(EVENT_LIST.dump_json([e for _, e in items]))
+                           for s, items in by_store.items()})
     for s, items in by_store.items():
         fresh = Counter(replies[s]["accepted"])
         for i, e in items:
