@@ -20,9 +20,9 @@ from ray import serve
 from ray.serve.schema import ServeDeploySchema
 
 from cluster.scenescape import start_scenescape
-from deployments.camera_actor import CameraActor, camera_actor_name
 from deployments.behaviour import APP_NAME as BEHAVIOUR_APP
 from deployments.behaviour import start_behaviour_watchers
+from deployments.camera_actor import CameraActor, camera_actor_name
 from deployments.rule_actor import start_rule_actors
 from deployments.store_actor import NAMESPACE, StoreActor, store_actor_name
 from workloads.config import FleetConfig

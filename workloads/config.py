@@ -23,9 +23,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workloads.access import ApiConfig
-from workloads.inventory.settings import InventoryConfig, StoreInventoryConfig
 from workloads.analytics.settings import AnalyticsConfig
 from workloads.behaviour.settings import BehaviourConfig
+from workloads.inventory.settings import InventoryConfig, StoreInventoryConfig
 from workloads.lp.settings import LossPreventionConfig
 
 Point = tuple[float, float]
