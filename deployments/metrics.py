@@ -320,14 +320,14 @@ class StoreAnalyticsMetrics:
 BEHAVIOUR_REQUESTS = spec(
     "storefleet_behaviour_requests_total", "counter",
     "Behavioural-analysis requests, by outcome (type: e.g. suspicious | normal | error).", ("store", "type"),
-    producer="behavioural analysis (not built yet)")
+    producer="deployments/behaviour.py (watcher actor)")
 PREFILTER = spec(
     "storefleet_behaviour_prefilter_total", "counter",
     "Clips through the pose pre-filter, by verdict (type: passed | filtered); pass rate = passed / all.",
-    ("store", "type"), producer="behavioural analysis (not built yet)")
+    ("store", "type"), producer="deployments/behaviour.py (watcher actor)")
 PREFILTER_LATENCY = spec(
     "storefleet_behaviour_prefilter_latency_seconds", "histogram", "Latency of one pose pre-filter decision.",
-    ("store",), _LATENCY_BUCKETS_S, "behavioural analysis (not built yet)")
+    ("store",), _LATENCY_BUCKETS_S, "deployments/behaviour.py (watcher actor)")
 
 #: Verdicts of `storefleet_behaviour_prefilter_total`.
 PREFILTER_VERDICTS = ("passed", "filtered")
