@@ -22,6 +22,7 @@ from rich.table import Table
 
 from cluster.bench_ingest import bench_ingest_command
 from cluster.cli_eval import eval_app
+from cluster.cli_inventory import app as inventory_app
 from cluster.cli_lp import app as lp_app
 from cluster.cli_obs import app as obs_app
 from cluster.cli_pos import app as pos_app
@@ -40,6 +41,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check and document fleet configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
+app.add_typer(inventory_app, name="inventory")
 app.add_typer(obs_app, name="obs")
 app.add_typer(lp_app, name="lp")
 app.add_typer(pos_app, name="pos")

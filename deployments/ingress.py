@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
-from deployments.api import analytics, behaviour, core, ingest, lp
+from deployments.api import analytics, behaviour, core, ingest, inventory, lp
 from deployments.api.context import ApiContext, set_context
 from deployments.logging import TraceMiddleware, configure_logging
 
@@ -25,6 +25,7 @@ app.include_router(lp.router)
 app.include_router(behaviour.router)
 app.include_router(analytics.router)
 app.include_router(ingest.router)
+app.include_router(inventory.router)
 
 
 @serve.deployment(name="Api")

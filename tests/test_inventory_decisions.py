@@ -173,3 +173,12 @@ def test_camera_gap_raises_replenish_from_backroom(tmp_path, redis_client):
     assert kinds == {"A": AlertKind.REPLENISH_FROM_BACKROOM, "B": AlertKind.SHELF_EMPTY_NO_STOCK}
     assert set(ShelfGapState(redis_client).get("S1")) == {"A1", "B1"}
     assert svc.on_shelf_gaps(obs, now) == []
+
+
+@pytest.mark.parametrize("start", [0.0, 1 / 3, 0.5, 0.7083333333333334, 0.9999999])
+def test_hours_until_empty_ends_for_any_start_of_day(start):
+    from workloads.inventory.reorder import hours_until_empty
+
+    # float day boundaries (start + t / 24 landing a hair below an integer) once made this loop forever
+    assert hours_until_empty(1e9, [1.0] * 14, (14 - start) * 24, [(5.0, 3.0)], start) is None
+    assert hours_until_empty(12, [24.0] * 3, 72, [], start) == pytest.approx(12.0)

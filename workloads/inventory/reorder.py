@@ -149,8 +149,8 @@ def hours_until_empty(on_hand: float, daily: Sequence[float], horizon_h: float,
     # breakpoints: day boundaries and delivery times, in hours from now
     t, events = 0.0, sorted(arrivals)
     while t < horizon_h:
-        day = math.floor(start_fraction + t / 24)
-        next_day_h = (day + 1 - start_fraction) * 24
+        day = math.floor(start_fraction + t / 24 + 1e-9)  # a boundary reached by float sums is that day
+        next_day_h = max((day + 1 - start_fraction) * 24, t + 1e-6)  # always move on
         next_event = events[0][0] if events else math.inf
         seg_end = min(next_day_h, next_event, horizon_h)
         rate = float(daily[min(day, len(daily) - 1)]) / 24  # units per hour

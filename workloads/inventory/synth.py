@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workloads.inventory.lake import InventoryLake
+
 NAMES = {
     "dairy": ["Whole milk 1L", "Semi-skimmed milk 2L", "Greek yogurt 500g", "Cheddar 400g", "Butter 250g",
               "Double cream 300ml", "Oat milk 1L", "Mozzarella 125g", "Free-range eggs 12", "Skyr 450g"],
@@ -188,3 +190,18 @@ def series_flags(chain: SynthChain, store: str, sku: str, n: int) -> np.ndarray:
         if 0 <= i < n:
             flags[i, ("promo", "holiday", "closed").index(kind)] = True
     return flags
+
+
+def to_lake(chain: SynthChain, lake: InventoryLake) -> dict[str, int]:
+    """Store the chain straight into a lake (benchmarks and demos; files go through `intake` instead)."""
+    from workloads.inventory.cleaning import to_arrow
+    from workloads.inventory.tables import SPECS, Dataset
+
+    frames = {Dataset.SALES: chain.sales, Dataset.CALENDAR: chain.calendar,
+              Dataset.SNAPSHOTS: chain.snapshots.assign(unit="units", min_order_units=0),
+              Dataset.DELIVERIES: chain.deliveries.assign(unit="units", pack_size=1)}
+    out = {}
+    for ds, df in frames.items():
+        stats = lake.upsert(SPECS[ds], to_arrow(df, SPECS[ds]))
+        out[ds.value] = stats.new + stats.updated + stats.unchanged
+    return out
