@@ -23,6 +23,7 @@ import cv2
 import httpx
 import pytest
 import ray
+from ray import serve
 
 from cluster import observability as obs
 from cluster.fleet import start_fleet
@@ -182,6 +183,7 @@ def test_metrics_panels_rules_and_stale_feed_alert_on_a_real_fleet(
         ],
     })
     http_port = obs.free_port(18400, 18449)
+    serve.shutdown()  # Serve keeps the HTTP port it first started with: start ours on a clean slate
     fleet = start_fleet(cfg, redis_url, http_port=http_port)
     try:
         # A request through the real Serve proxy carries our trace id back.
@@ -227,6 +229,7 @@ def test_metrics_panels_rules_and_stale_feed_alert_on_a_real_fleet(
         assert statuses["N_LIVE"]["reconnects"] > 0  # the pump keeps retrying the dark source
     finally:
         fleet.stop()
+        serve.shutdown()  # and leave one for the next test
 
 
 def _post_ingest(api: httpx.Client) -> None:
