@@ -246,6 +246,24 @@ def bench_pos_import(base_url: str, store_id: str, folder: Path, say: Any) -> di
 # ------------------------------------------------------------------------------------------- ours
 
 
+def stop_serve(timeout_s: float = 180.0) -> None:
+    """`serve.shutdown()`, then wait until the controller is really gone: on a loaded machine its graceful
+    shutdown can outlast Serve's 30 s wait, and a deploy meanwhile would join the old instance and its port."""
+    import ray
+    from ray import serve
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    serve.shutdown()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the Serve controller was still alive {timeout_s:.0f}s after serve.shutdown()")
+
+
 def start_api(cfg: FleetConfig, redis_url: str, http_port: int) -> Any:
     """The `api` application of ray_config.yaml and one store actor per store, on an initialised Ray."""
     from cluster.fleet import DEFAULT_SERVE_CONFIG, Fleet, deploy_serve, load_serve_config
@@ -266,7 +284,6 @@ def run_bench(n_events: int = 20_000, concurrency: int = 4, stores: int = 2, rou
 
     import ray
     import redis
-    from ray import serve
 
     from cluster.fleet import init_ray
     from cluster.redis_server import EmbeddedRedis
@@ -286,8 +303,8 @@ def run_bench(n_events: int = 20_000, concurrency: int = 4, stores: int = 2, rou
         if not ray.is_initialized():  # a caller's Ray (tests) is left running, with Serve stopped
             init_ray(num_cpus=4, log_to_driver=False)
             stack.callback(ray.shutdown)
-        serve.shutdown()  # Serve keeps the HTTP port it first started with
-        stack.callback(serve.shutdown)
+        stop_serve()  # Serve keeps the HTTP port it first started with
+        stack.callback(stop_serve)
         port = free_port()
         fleet = start_api(cfg, server.url, port)
         stack.callback(fleet.stop)

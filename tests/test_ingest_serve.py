@@ -12,10 +12,9 @@ from typing import Any
 import httpx
 import pytest
 import ray
-from ray import serve
 from typer.testing import CliRunner
 
-from cluster.bench_ingest import start_api
+from cluster.bench_ingest import start_api, stop_serve
 from cluster.cli import app as cli
 from tests.analytics_data import POLY
 from workloads.config import FleetConfig
@@ -35,7 +34,7 @@ NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 
 @pytest.fixture(scope="module")
 def http(ray_cluster, redis_url: str) -> Iterator[httpx.Client]:
-    serve.shutdown()  # Serve keeps the first HTTP port it started with: start ours on a clean slate
+    stop_serve()  # Serve keeps the first HTTP port it started with: start ours on a clean slate
     fleet = start_api(FLEET, redis_url, PORT)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{PORT}", timeout=30) as client:
@@ -43,7 +42,7 @@ def http(ray_cluster, redis_url: str) -> Iterator[httpx.Client]:
     finally:
         for actor in fleet.stores.values():
             ray.kill(actor, no_restart=True)
-        serve.shutdown()
+        stop_serve()  # and leave a clean slate for the next module
 
 
 def visit(store: str, visitor: str, start: datetime, buys: bool) -> list[dict[str, Any]]:
