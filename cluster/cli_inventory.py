@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -33,7 +34,7 @@ from workloads.inventory.tables import Dataset
 app = typer.Typer(help="Inventory: imports, batch forecast, alerts, questions, backtests and benchmarks.",
                   no_args_is_help=True)
 console = Console(stderr=True)
-out = Console()
+out = Console() if sys.stdout.isatty() else Console(width=160)  # tables piped to files keep their columns
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Fleet config YAML (default: the demo fleet).")]
 RedisOpt = Annotated[str | None, typer.Option(envvar="REDIS_URL", help="Redis for alerts and shelf gaps (default: "
@@ -238,7 +239,7 @@ def backtest(
         use = models if s.flags is not None else models[:2]
         scores += backtest(s, use, h, origins)
     table = summarise(scores, {s.name: s.group for s in series})
-    out.print(markdown(table))
+    typer.echo(markdown(table))
     console.print(f"{len(series)} series, {time.perf_counter() - t0:.1f} s")
     if as_json:
         as_json.write_text(json.dumps([vars(x) for x in table], indent=2))

@@ -110,10 +110,11 @@ def summarise(scores: Sequence[SeriesScore], groups: dict[str, str], baseline: s
     return out
 
 
-def markdown(summaries: Sequence[Summary]) -> str:
-    lines = ["| data set | model | series | MASE mean | MASE median | sMAPE mean | beats seasonal naive |",
+def markdown(summaries: Sequence[Summary], baseline: str = "seasonal_naive") -> str:
+    lines = ["| data set | model | series | MASE mean | MASE median | sMAPE mean | series beating seasonal naive |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for s in summaries:
+        wins = "-" if s.model == baseline else f"{s.wins_vs_baseline:.0%}"
         lines.append(f"| {s.group} | {s.model} | {s.series} | {s.mase_mean:.3f} | {s.mase_median:.3f} | "
-                     f"{s.smape_mean:.1f} | {s.wins_vs_baseline:.0%} |")
+                     f"{s.smape_mean:.1f} | {wins} |")
     return "\n".join(lines)
