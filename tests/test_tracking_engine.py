@@ -168,6 +168,21 @@ def test_tracker_waits_for_consecutive_frames_by_default():
     assert tr.update(b, s, 0.2).track_ids.tolist() == [0]
 
 
+@pytest.mark.parametrize(("rescue_iou", "ids"), [(0.3, 1), (1.1, 2)])  # 1.1: recovery off
+def test_tracker_keeps_a_person_who_turns_sharply(monkeypatch, rescue_iou, ids):
+    """Walking fast along x then turning down: the Kalman prediction overshoots the turn; the track
+    survives by matching the last detection instead (observation-centric recovery)."""
+    import workloads.tracking as tracking
+
+    monkeypatch.setattr(tracking, "RESCUE_IOU", rescue_iou)
+    turn = path(((100, 150), 0), ((412, 150), 24), ((412, 400), 24))
+    tr = PersonTracker(TrackerConfig(), fps=FPS)
+    seen: set[int] = set()
+    for i, (b, s) in enumerate(frames_for((0, turn))):
+        seen |= set(tr.update(b, s, timestamp=i / FPS).track_ids.tolist())
+    assert len(seen) == ids
+
+
 def test_tracker_pickle_round_trip_gives_identical_outputs():
     frames = frames_for((0, SHOPPER), (4, path((OUTSIDE, 0), (QUEUE, 12), (QUEUE, -20))))
     a = PersonTracker(TrackerConfig(), fps=FPS)

@@ -21,6 +21,13 @@ Mapping from `TrackerConfig` (quirks of trackers 2.6):
       `minimum_consecutive_frames=1` the wrapper confirms a new track on its first frame instead (that
       setting means "every detection is a person": e.g. boxes that are already another tracker's output).
 
+Observation-centric recovery (as in OC-SORT): the Kalman prediction of a person who turns (walks
+along the corridor, then into the door) overshoots, and for the 25-30 px wide people near the door
+its overlap with the next detection falls under the threshold, so ByteTrack spawns a new track and
+the person's door crossing is lost. After ByteTrack, a track lost for under RESCUE_MAX_GAP_S takes
+over a track spawned on this frame whose box overlaps the lost track's *last detection* (not its
+prediction) by RESCUE_IOU, unless their colours clearly differ.
+
 Appearance gate (when frames are passed to `update`): ByteTrack associates by box overlap alone, so
 when two people cross, a track can jump to the other person and stay there (on synthetic store
 clips that is how a staff member's track, and its staff flag, passed to a shopper). Each confirmed
@@ -42,10 +49,12 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import supervision as sv
+from scipy.optimize import linear_sum_assignment
 from trackers import ByteTrackTracker
 from trackers.utils.iou import BaseIoU
 from trackers.utils.state_representations import XCYCSRStateEstimator
@@ -58,6 +67,10 @@ from workloads.config import TrackerConfig
 #: clips the same person 2 s apart scored >= 0.58 in 99 % of pairs (>= 0.71 in 95 %), a uniform
 #: against street clothes <= 0.21 in 99 %, two shoppers 0.40 at the median (docs/accuracy.md).
 APPEARANCE_VETO = 0.45
+#: Observation-centric recovery: a track lost for at most this long takes a new track's detection
+#: when that detection overlaps the track's *last observed* box by at least RESCUE_IOU.
+RESCUE_MAX_GAP_S = 0.5
+RESCUE_IOU = 0.3
 #: Running-embedding weight of a new observation, and observations before the model is trusted.
 APPEARANCE_RATE = 0.2
 APPEARANCE_MIN_SAMPLES = 3
@@ -198,7 +211,9 @@ class PersonTracker:
                 e = None if is_hidden else embed(frame, box)
                 if e is not None:
                     gate.det_embeddings[box.tobytes()] = e
+        known = {id(t) for t in self._tracker.tracks}
         result = self._tracker.update(sv.Detections(xyxy=xyxy, confidence=conf), timestamp=timestamp)
+        self._rescue(result, [t for t in self._tracker.tracks if id(t) not in known], timestamp, gate)
         if self.cfg.minimum_consecutive_frames <= 1:
             self._confirm_spawned(result)
         ended_raw = before - self._confirmed_raw()
@@ -207,8 +222,13 @@ class PersonTracker:
         keep = tid != -1
         if keep.any():
             self._raw_next = max(self._raw_next, int(tid[keep].max()) + 1)
+        last_obs = self.__dict__.setdefault("_last_obs", {})
         for raw in ended_raw:
             gate.models.pop(raw, None)
+            last_obs.pop(raw, None)
+        now = timestamp if timestamp is not None else self._frames / self.fps
+        for raw, box in zip(tid[keep].tolist(), np.asarray(result.xyxy, dtype=np.float64)[keep], strict=True):
+            last_obs[raw] = (box, now)
         if gate.det_embeddings:
             # Learn only from detections no other track overlaps: one box over two people (the detector
             # merges people who stand close) would teach a track the other person's colours.
@@ -228,6 +248,47 @@ class PersonTracker:
         out_boxes = np.asarray(result.xyxy, dtype=np.float32)[keep][order]
         out_conf = np.asarray(result.confidence, dtype=np.float32)[keep][order]
         return TrackUpdate(tid[keep][order] + self._id_base, out_boxes, out_conf, ended)
+
+    def _rescue(
+        self, result: sv.Detections, spawned: list[Any], timestamp: float | None, gate: _AppearanceGatedIoU
+    ) -> None:
+        """Observation-centric recovery: lost tracks take over new tracks near their last detection."""
+        self._frames = self.__dict__.get("_frames", 0) + 1
+        last_obs: dict[int, tuple[npt.NDArray[np.float64], float]] = self.__dict__.setdefault("_last_obs", {})
+        now = timestamp if timestamp is not None else self._frames / self.fps
+        lost = [
+            t for t in self._tracker.tracks
+            if t.tracker_id != -1 and t.time_since_update > 0 and int(t.tracker_id) in last_obs
+            and now - last_obs[int(t.tracker_id)][1] <= RESCUE_MAX_GAP_S
+        ]
+        if not lost or not spawned:
+            return
+        new_boxes = np.array([np.asarray(t.get_state_bbox(), dtype=np.float64) for t in spawned])
+        iou = np.asarray(
+            sv.box_iou_batch(np.array([last_obs[int(t.tracker_id)][0] for t in lost]), new_boxes), dtype=np.float64
+        )
+        for i, t in enumerate(lost):
+            model = gate.models.get(int(t.tracker_id))
+            if model is None or model[1] < APPEARANCE_MIN_SAMPLES:
+                continue
+            for j, box in enumerate(new_boxes):
+                e = gate.det_embeddings.get(box.astype(np.float32).tobytes())
+                if e is not None and similarity_matrix([model[0]], [e])[0, 0] < gate.veto:
+                    iou[i, j] = 0.0
+        ids = np.asarray(result.tracker_id).reshape(-1)
+        boxes = np.asarray(result.xyxy, dtype=np.float64).reshape(-1, 4)
+        rows, cols = linear_sum_assignment(-iou)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            if iou[r, c] < RESCUE_IOU:
+                continue
+            old, new = lost[r], spawned[c]
+            hit = np.flatnonzero((ids == new.tracker_id) & np.all(np.abs(boxes - new_boxes[c]) < 1e-3, axis=1))
+            if not len(hit):
+                continue
+            old.update(new_boxes[c])
+            self._tracker.tracks.remove(new)
+            ids[hit[0]] = old.tracker_id
+        result.tracker_id = ids
 
     def _confirm_spawned(self, result: sv.Detections) -> None:
         """Give tracks spawned on this frame their id now (the library waits for a second frame)."""
