@@ -81,6 +81,7 @@ class StoreLayout:
     till: Point  # where the paying customer stands
     queue_slots: list[Point]  # slot 0 is next to the till, then backwards
     stockroom: Point
+    after_till: Point  # where a customer who paid (or gave up) steps to, clear of the queue
     heights: tuple[float, float, float, float] = (150.0, 72.0, 570.0, 172.0)  # y0, h0, y1, h1
     seed: int = 7
     wander_points: list[Point] = field(default_factory=list)
@@ -256,6 +257,7 @@ def store_layout(camera_id: str = "SYN_CAM", source: str = "synthetic:store") ->
         till=(640.0, 528.0),
         queue_slots=[(650.0, 536.0), (705.0, 470.0), (595.0, 452.0), (705.0, 418.0), (595.0, 400.0)],
         stockroom=(40.0, 480.0),
+        after_till=(520.0, 545.0),
         wander_points=[(140.0, 300.0), (620.0, 300.0), (380.0, 330.0), (160.0, 420.0), (200.0, 520.0),
                        (470.0, 520.0), (560.0, 360.0), (100.0, 360.0)],
     )

@@ -43,6 +43,8 @@ from workloads.synthetic.layout import Point, StoreLayout
 FPS = 10.0
 #: Walking speed in person-heights per second (~1.2 m/s for a 1.7 m person).
 WALK_SPEED_H = 0.72
+#: People coming in walk this far right of the door's centre line, people going out this far left.
+LANE_OFFSET_PX = 32.0
 
 
 class Role(StrEnum):
@@ -63,7 +65,11 @@ class Wait:
 
 @dataclass(frozen=True)
 class Queue:
-    """Join the billing queue; pay after `service_s` at the till, or leave after `patience_s` waiting."""
+    """Join the billing queue; pay after `service_s` at the till, or leave after `patience_s` waiting.
+
+    A customer who paid steps away from the till to `StoreLayout.after_till` (around the queue, not
+    through it) before going on; one who gives up goes straight on.
+    """
 
     service_s: float
     patience_s: float
@@ -211,6 +217,7 @@ class _State:
     done: bool = False
     facing: int = 0
     saved_pos: Point | None = None  # where an Offscreen person left the view
+    paid: bool = False  # paid at the till, now stepping away
 
 
 class _QueueDesk:
@@ -324,6 +331,12 @@ def _step(
             if st.wait_left > 0:
                 return False
         elif isinstance(task, Queue):
+            if st.paid:
+                if _walk(st, dt, layout):
+                    return True
+                st.paid = False
+                _next(st)
+                continue
             if first:
                 st.queue_slot = desk.join(a.pid)
                 st.queue_joined_t = t
@@ -347,8 +360,9 @@ def _step(
                 transactions.append((round(t, 3), a.pid))
                 outcomes.setdefault(a.pid, []).append("paid")
                 desk.leave(0)
-                _next(st)
-                continue
+                st.paid = True
+                st.waypoints = route(st.pos, layout.after_till, layout)
+                return False
             if desk.slots[slot - 1] is None:  # move up
                 desk.leave(slot)
                 st.queue_slot = slot - 1
@@ -467,18 +481,25 @@ class _Builder:
         come_back_after: float | None = None,
         zones_after: list[str] | None = None,
     ) -> Agent:
-        lay = self.layout
         start, end = self._edge()
-        inside, outside = lay.door_inside, lay.door_outside
-        tasks: list[Task] = [Walk(outside), Walk(inside), *self.browse(zones)]
+        (out_in, in_in), (in_out, out_out) = self._lane(+1), self._lane(-1)
+        tasks: list[Task] = [Walk(out_in), Walk(in_in), *self.browse(zones)]
         if pay:
             tasks.append(Queue(service_s=float(self.rng.uniform(6.0, 10.0)), patience_s=patience_s))
-        tasks += [Walk(inside), Walk(outside)]
+        tasks += [Walk(in_out), Walk(out_out)]
         if come_back_after is not None:
-            tasks += [Walk(end), Offscreen(come_back_after), Walk(outside), Walk(inside)]
-            tasks += [*self.browse(zones_after or []), Walk(inside), Walk(outside)]
+            tasks += [Walk(end), Offscreen(come_back_after), Walk(out_in), Walk(in_in)]
+            tasks += [*self.browse(zones_after or []), Walk(in_out), Walk(out_out)]
         tasks += [Walk(end), Despawn()]
         return self.add({"role": Role.VISITOR, "identity": self.identity(), "start_t": t, "start": start}, tasks)
+
+    def _lane(self, direction: int) -> tuple[Point, Point]:
+        """Door waypoints (first, second) of one pass: people keep to one side of the door by direction,
+        as they do (two people cannot walk through each other), with a little personal jitter."""
+        dx = LANE_OFFSET_PX * direction + float(self.rng.uniform(-8.0, 8.0))
+        outside, inside = self.layout.door_outside, self.layout.door_inside
+        a, b = (outside[0] + dx, outside[1]), (inside[0] + dx, inside[1])
+        return (a, b) if direction > 0 else (b, a)
 
     def group(self, t: float, size: int, zones: list[str]) -> list[Agent]:
         leader = self.visitor(t, zones)
