@@ -131,3 +131,18 @@ def test_shelf_camera_actor_publishes_gaps_and_alerts(ray_cluster, redis_url, re
     kinds = {a.sku: a.kind for a in InventoryAlertLog(redis_client).recent("SHELFSTORE")}
     assert kinds == {sku: AlertKind.REPLENISH_FROM_BACKROOM if backroom[sku] else AlertKind.SHELF_EMPTY_NO_STOCK
                      for sku in empty}
+
+
+def test_yolo_box_decoding_unletterboxes_and_suppresses_duplicates():
+    from models.preprocess import letterbox_info
+    from models.shelf_boxes import decode_boxes
+
+    info = letterbox_info((360, 640), 640)  # a 640x360 frame: scale 1, 140 px of padding above and below
+    raw = np.array([  # columns: cx, cy, w, h, score of class 0, score of class 1
+        [100, 240, 40, 100, 0.9, 0.0],  # a product
+        [102, 241, 40, 100, 0.0, 0.8],  # the same product, another class: suppressed
+        [300, 300, 60, 60, 0.2, 0.1],  # below the score threshold
+        [500, 200, 20, 40, 0.0, 0.7],
+    ], dtype=np.float32).T
+    boxes = decode_boxes(raw, info, (360, 640), conf=0.3)
+    assert [tuple(round(v) for v in b) for b in boxes] == [(80, 50, 120, 150), (490, 40, 510, 80)]
