@@ -16,6 +16,7 @@ from workloads.inventory.gap_state import GapObservation, ShelfGapState
 from workloads.inventory.reorder import demand_over, reorder, stockout_risk
 from workloads.inventory.service import InventoryService
 from workloads.inventory.tables import Dataset
+from workloads.lp.store import LpStore
 from workloads.state import keys
 
 Z95 = 1.6448536269514722
@@ -116,6 +117,9 @@ def test_alerts_are_stored_once_per_kind_sku_and_day(redis_client):
     assert redis_client.xlen(keys.inventory_alerts_stream("S1")) == 2
     assert [x.alert_id for x in log.recent("S1")] == [tomorrow.alert_id, a.alert_id]
     assert [x.message for x in log.recent("S1", kinds=[AlertKind.REORDER])][1] == "order 6"  # the first one stays
+    shared = LpStore(redis_client).get_alert("S1", a.alert_id)  # and in the chain's shared alert store, once
+    assert shared is not None and shared.alert_type == "INVENTORY_REORDER" and shared.details["quantity"] == 6
+    assert redis_client.xlen(keys.lp_alerts_stream("S1")) == 2
 
 
 def _service(tmp_path, redis_client, now: datetime) -> InventoryService:

@@ -5,8 +5,11 @@ re-importing a snapshot or a restarted shelf camera re-creates the same ids, and
 below stores each id once (HSETNX), appends it to the store's stream once and indexes it by time,
 atomically. So a condition raises at most one alert of a kind per SKU and store day.
 
-Loss prevention (issue 5) keeps its own alert stream with acknowledge / resolve; inventory alerts
-live in `sf:{S}:inv:alerts` until the two are merged (`to_lp_fields` gives the shared shape).
+Every alert is also created in the chain's shared alert store (loss prevention's: `sf:{S}:lp:alert:*`
+and its stream), so operators see inventory alerts next to the others, with acknowledge / resolve
+and the same delivery; that store's create script is idempotent by id too, and it is written for
+every alert of an evaluation, not only the new ones, so a crash between the two writes heals on the
+next run. `sf:{S}:inv:alerts` stays the inventory feed.
 
 Example:
     >>> a = InventoryAlert.make("S1", "MILK", AlertKind.REORDER, date(2026, 3, 2), "order 24", quantity=24)
@@ -25,6 +28,10 @@ from typing import Any, Literal
 import redis
 from pydantic import BaseModel, Field
 
+from workloads.lp.alert_config import AlertConfig
+from workloads.lp.models import Alert
+from workloads.lp.processor import Effects
+from workloads.lp.store import LpStore
 from workloads.state import keys
 
 _NS = uuid.UUID("0f6f8a52-6d0c-4a55-9c43-6a1d1c7e9b31")
@@ -93,12 +100,13 @@ return added
 class InventoryAlertLog:
     """Publish (idempotently) and read a store's inventory alerts."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
+    def __init__(self, client: redis.Redis, shared: bool = True) -> None:
+        self.client, self.shared = client, shared
         self._publish = client.register_script(_PUBLISH)
+        self._lp = LpStore(client)
 
     def publish(self, alerts: Iterable[InventoryAlert]) -> list[str]:
-        """Store new alerts; returns the ids that were new (replays return nothing)."""
+        """Store new alerts (here and in the shared alert store); returns the ids that were new here."""
         by_store: dict[str, list[InventoryAlert]] = {}
         for a in alerts:
             by_store.setdefault(a.store_id, []).append(a)
@@ -110,6 +118,11 @@ class InventoryAlertLog:
             ks = [keys.inventory_alert_by_id(store_id), keys.inventory_alerts_stream(store_id),
                   keys.inventory_alerts_by_time(store_id)]
             new += [x.decode() if isinstance(x, bytes) else x for x in self._publish(keys=ks, args=args)]
+            if self.shared:
+                pipe = self.client.pipeline(transaction=True)
+                self._lp.queue_effects(pipe, store_id, Effects(alerts=[Alert.model_validate(a.to_lp_fields())
+                                                                       for a in batch]), AlertConfig())
+                pipe.execute()
         return new
 
     def recent(self, store_id: str, limit: int = 100, kinds: Sequence[AlertKind] | None = None,
