@@ -86,10 +86,21 @@ def _alerts(client: redis.Redis) -> list[Alert]:
 
 
 def test_escalation_to_verdict_to_alert(ray_cluster: None, redis_url: str, tiny_vlm: Path, tmp_path: Path) -> None:
+    from ray import serve
+
+    serve.shutdown()  # Serve keeps the HTTP port it first started with: start ours on a clean slate
+    try:
+        _scenario(redis_url, tiny_vlm, tmp_path)
+    finally:
+        serve.shutdown()  # and leave a clean one for the next test
+
+
+def _scenario(redis_url: str, tiny_vlm: Path, tmp_path: Path) -> None:
     import ray
 
     from cluster.fleet import Fleet, deploy_serve, load_serve_config
     from deployments.behaviour import watcher_actor_name
+
 
     client = redis.Redis.from_url(redis_url)
     for k in client.scan_iter(f"sf:{{{STORE}}}:*"):
@@ -173,6 +184,3 @@ def test_escalation_to_verdict_to_alert(ray_cluster: None, redis_url: str, tiny_
     assert totals["model_calls"] == 1 and totals["prefilter_passed"] == 1
     print(f"\nbehaviour app deployed in {deployed_s:.0f} s; verdict {thief.status} ({thief.vlm_response!r})")
     fleet.stop()
-    from ray import serve
-
-    serve.delete("behaviour")
