@@ -177,7 +177,8 @@ def _print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         t.add_column(h)
     for r in rows:
         t.add_row(*r)
-    Console().print(t)
+    out = Console()
+    Console(width=max(out.width, 160) if not out.is_terminal else None).print(t)
 
 
 ScenesOpt = Annotated[
@@ -267,3 +268,91 @@ def scene_cmd(
     summary = scene.truth.to_json()["summary"]
     console.print(f"{scene.uri}: {scene.n_frames} frames at {scene.fps:g} fps -> {out}")
     print(json.dumps(summary, indent=2))
+
+
+def _vtest_frames(n: int) -> list[Any]:
+    import cv2
+
+    from cluster.assets import vtest_path
+
+    cap = cv2.VideoCapture(str(vtest_path()))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    want = set(np.linspace(0, total - 1, n).round().astype(int).tolist())
+    frames = []
+    for i in range(total):
+        ok, img = cap.read()
+        if not ok:
+            break
+        if i in want:
+            frames.append(img)
+    cap.release()
+    return frames
+
+
+def detector_table(
+    sizes: list[int], tiling: bool, precision: str, frames_per_scene: int, vtest_frames: int, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Recall / precision / F1 and ms per frame of each detector setting, on synthetic scenes and vtest.avi."""
+    from workloads.evaluation.detection import reference_labels, score_frames, tiled
+    from workloads.synthetic.scene import build_scene, parse_scene_uri
+
+    ensure_sprite_bank(progress)
+    syn_frames, syn_truth = [], []
+    for uri in STANDARD_SCENES:
+        scene = build_scene(*parse_scene_uri(uri))
+        for f in np.linspace(50, scene.n_frames - 1, frames_per_scene).round().astype(int).tolist():
+            syn_frames.append(scene.render(f))
+            syn_truth.append((scene.truth.boxes[f], scene.truth.visibility[f]))
+    vt = _vtest_frames(vtest_frames)
+
+    def wrap(det: Any) -> Any:
+        return lambda frames: [(d.boxes, d.scores) for d in det.detect(list(frames))]
+
+    if progress:
+        console.print(f"Reference labels for {len(vt)} vtest.avi frames: FP32 at 1280 plus 2x2 tiles at 640 ...")
+    reference = [wrap(_detector("FP32", 1280)), tiled(wrap(_detector("FP32", 640)), (2, 2), 0.2, full_frame=False)]
+    vt_truth = []
+    for k in range(0, len(vt), 4):
+        vt_truth += reference_labels(vt[k : k + 4], reference)
+    configs: list[tuple[str, Any]] = [(f"{precision} {s}", wrap(_detector(precision, s))) for s in sizes]
+    if tiling:
+        configs.append((f"{precision} 640, 2x2 tiles + full frame", tiled(wrap(_detector(precision, 640)))))
+    rows = []
+    for name, detect in configs:
+        syn = score_frames(name, syn_frames, syn_truth, detect)
+        real = score_frames(name, vt, vt_truth, detect)
+        row = {
+            "setting": name,
+            "synthetic_recall": syn.recall, "synthetic_precision": syn.precision, "synthetic_f1": syn.f1,
+            "vtest_recall": real.recall, "vtest_precision": real.precision, "vtest_f1": real.f1,
+            "ms_per_frame": (syn.seconds + real.seconds) * 1000 / (syn.frames + real.frames),
+            "synthetic_people": syn.tp + syn.fn, "vtest_people": real.tp + real.fn,
+        }
+        rows.append(row)
+        if progress:
+            console.print(f"  {name}: synthetic R {syn.recall:.3f} P {syn.precision:.3f}; "
+                          f"vtest R {real.recall:.3f} P {real.precision:.3f}; {row['ms_per_frame']:.0f} ms/frame")
+    return rows
+
+
+@eval_app.command("detector")
+def detector_cmd(
+    sizes: Annotated[str, typer.Option(help="Comma-separated input sizes.")] = "640,960,1280",
+    tiling: Annotated[bool, typer.Option(help="Also 2x2 tiles (+ full frame) at 640.")] = True,
+    precision: PrecisionOpt = "INT8",
+    frames_per_scene: Annotated[int, typer.Option(help="Frames sampled per standard scene.")] = 25,
+    vtest_frames: Annotated[int, typer.Option(help="vtest.avi frames sampled over the clip.")] = 40,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the rows as JSON here.")] = None,
+) -> None:
+    """Person recall / precision per input size and with tiling, on synthetic scenes (exact truth) and
+    vtest.avi (against a reference labelling: FP32 at 1280 plus tiles, boxes scored >= 0.5)."""
+    rows = detector_table([int(s) for s in sizes.split(",")], tiling, precision.upper(), frames_per_scene,
+                          vtest_frames)
+    header = ["setting", "synthetic R", "synthetic P", "synthetic F1", "vtest R", "vtest P", "ms/frame"]
+    _print_table("Person detection", header, [
+        [r["setting"], f"{r['synthetic_recall']:.3f}", f"{r['synthetic_precision']:.3f}", f"{r['synthetic_f1']:.3f}",
+         f"{r['vtest_recall']:.3f}", f"{r['vtest_precision']:.3f}", f"{r['ms_per_frame']:.0f}"]
+        for r in rows
+    ])
+    if json_out:
+        json_out.write_text(json.dumps(rows, indent=2) + "\n")

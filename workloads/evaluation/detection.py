@@ -152,3 +152,42 @@ def tiled(detect: DetectOne, grid: tuple[int, int] = (2, 2), overlap: float = 0.
         return out
 
     return run
+
+
+def score_frames(
+    name: str,
+    frames: Sequence[npt.NDArray[np.uint8]],
+    truths: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
+    detect: DetectOne,
+    batch: int = 4,
+) -> DetectionScore:
+    """Run `detect` over frames and count against (truth boxes, visibility) per frame; times the detector."""
+    import time
+
+    score = DetectionScore(name)
+    for k in range(0, len(frames), batch):
+        t0 = time.perf_counter()
+        dets = detect(frames[k : k + batch])
+        score.seconds += time.perf_counter() - t0
+        for (boxes, _), (tb, tv) in zip(dets, truths[k : k + batch], strict=True):
+            score.add(count_matches(boxes, tb, tv))
+    return score
+
+
+def reference_labels(
+    frames: Sequence[npt.NDArray[np.uint8]], detectors: Sequence[DetectOne], sure: float = 0.5
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    """A reference labelling for footage without annotations: the merged boxes of stronger settings.
+
+    Boxes scored >= `sure` are people (visibility 1); weaker ones are "don't care" (visibility 0), so a
+    configuration is neither rewarded nor punished for them.
+    """
+    outputs = [d(frames) for d in detectors]
+    out = []
+    for per_frame in zip(*outputs, strict=True):
+        boxes, scores = merge(
+            np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b, _ in per_frame]),
+            np.concatenate([np.asarray(s, np.float32).reshape(-1) for _, s in per_frame]),
+        )
+        out.append((boxes.astype(np.float64), (scores >= sure).astype(np.float64)))
+    return out
