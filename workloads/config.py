@@ -215,12 +215,13 @@ class TrackerConfig(_Strict):
         600.0, ge=0, description="An ENTRY by a visitor who exited less than this long ago is a REENTRY."
     )
     reentry_min_similarity: float | None = Field(
-        0.8,
+        None,
         gt=0,
         le=1,
-        description="A new track coming in through the door is the same visitor as one who left within "
-        "`reentry_window_s` when their clothes' colours are at least this similar (and clearly closer than any "
-        "other recent leaver's); null: only a track that itself went out and back in is a REENTRY.",
+        description="Off by default (null): a REENTRY is a track that itself went out and came back in. Set, a "
+        "new track coming in is the same visitor as one who left within `reentry_window_s` when their clothes' "
+        "colours are at least this similar and clearly closer than any other leaver's. Colour alone linked the "
+        "wrong people more often than the right ones on our test clips (docs/accuracy.md).",
     )
     appearance_veto: float = Field(
         0.45,

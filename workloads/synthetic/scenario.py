@@ -11,7 +11,8 @@ Recipes (`SCENES`), each seeded:
     * `singles`: visitors one by one, browsing 1-2 zones, some pay, some abandon the queue.
     * `groups`: groups of 2-3 that enter, browse and leave together, beside single visitors.
     * `staff`: two staff in the uniform vest on the floor for the whole clip, plus visitors.
-    * `reentry`: visitors who leave and come back 8-40 s later (same person, same clothes).
+    * `reentry`: visitors who leave and come back 8-40 s later (same person, same clothes): two walk
+      off out of view, one waits in view just outside the door.
     * `queue`: a rush at the till: the queue builds up to 4 and some give up.
     * `occlusion`: visitors browsing behind the gondola (legs hidden) and walking past each other.
     * `store`: a bit of everything (the busiest scene).
@@ -45,6 +46,10 @@ FPS = 10.0
 WALK_SPEED_H = 0.72
 #: People coming in walk this far right of the door's centre line, people going out this far left.
 LANE_OFFSET_PX = 32.0
+#: Walkers wait for someone standing closer than this (person heights) right ahead of them, at most
+#: MAX_YIELD_S (then they squeeze past): people do not walk through each other.
+PERSONAL_SPACE_H = 0.45
+MAX_YIELD_S = 2.0
 
 
 class Role(StrEnum):
@@ -218,6 +223,8 @@ class _State:
     facing: int = 0
     saved_pos: Point | None = None  # where an Offscreen person left the view
     paid: bool = False  # paid at the till, now stepping away
+    others: list[Point] = field(default_factory=list)  # where everyone else stood last frame
+    yielded_s: float = 0.0  # how long they have been waiting for someone ahead
 
 
 class _QueueDesk:
@@ -249,12 +256,18 @@ def simulate(plan: Plan, layout: StoreLayout, fps: float = FPS) -> Simulation:
     transactions: list[tuple[float, int]] = []
     outcomes: dict[int, list[str]] = {}
     dt = 1.0 / fps
+    group = {a.pid: a.leader if a.leader is not None else a.pid for a in agents}
     for f in range(n_frames):
         t = f * dt
+        last = feet[f - 1] if f else np.full((len(agents), 2), np.nan)
         for st in states:
             a = st.agent
             if a.leader is not None or st.done or t < a.start_t:
                 continue
+            st.others = [
+                (float(last[k, 0]), float(last[k, 1])) for k, b in enumerate(agents)
+                if group[b.pid] != group[a.pid] and not np.isnan(last[k, 0])
+            ]
             if st.pos is None and st.task_i == 0 and not st.started_task:
                 st.pos = a.start
             moved = _step(st, t, dt, layout, desk, transactions, outcomes)
@@ -284,9 +297,33 @@ def _speed(st: _State, layout: StoreLayout) -> float:
     return WALK_SPEED_H * layout.height_at(st.pos[1]) * st.agent.size * st.agent.speed
 
 
+def _blocked(st: _State, layout: StoreLayout) -> bool:
+    """Someone stands within personal space right ahead."""
+    if not st.waypoints or st.pos is None:
+        return False
+    x, y = st.pos
+    tx, ty = st.waypoints[0]
+    d = math.dist((x, y), (tx, ty))
+    if d < 1e-6:
+        return False
+    ux, uy = (tx - x) / d, (ty - y) / d
+    space = PERSONAL_SPACE_H * layout.height_at(y)
+    for ox, oy in st.others:
+        dx, dy = ox - x, oy - y
+        dist = math.hypot(dx, dy)
+        if 1e-6 < dist < space and (dx * ux + dy * uy) > 0.5 * dist:
+            return True
+    return False
+
+
 def _walk(st: _State, dt: float, layout: StoreLayout) -> bool:
-    """Advance along waypoints; True while still walking."""
+    """Advance along waypoints (yielding to someone right ahead); True while still walking."""
     assert st.pos is not None
+    if not _blocked(st, layout):
+        st.yielded_s = 0.0
+    elif st.yielded_s < MAX_YIELD_S:  # wait for them (still on the way); after MAX_YIELD_S squeeze past
+        st.yielded_s += dt
+        return True
     budget = _speed(st, layout) * dt
     while st.waypoints and budget > 0:
         tx, ty = st.waypoints[0]
@@ -480,14 +517,25 @@ class _Builder:
         patience_s: float = 60.0,
         come_back_after: float | None = None,
         zones_after: list[str] | None = None,
+        step_out: bool = False,
     ) -> Agent:
+        """A visitor's plan: in through the door, browse, maybe pay, out; maybe back after a while.
+
+        `come_back_after`: seconds before coming back in, spent out of view (walked off along the
+        corridor) or, with `step_out`, waiting in view just outside the door (e.g. taking a call).
+        """
         start, end = self._edge()
         (out_in, in_in), (in_out, out_out) = self._lane(+1), self._lane(-1)
         tasks: list[Task] = [Walk(out_in), Walk(in_in), *self.browse(zones)]
         if pay:
             tasks.append(Queue(service_s=float(self.rng.uniform(6.0, 10.0)), patience_s=patience_s))
         tasks += [Walk(in_out), Walk(out_out)]
-        if come_back_after is not None:
+        if come_back_after is not None and step_out:
+            x, y = self.layout.door_outside
+            aside = (x + float(self.rng.choice([-1.0, 1.0])) * float(self.rng.uniform(90.0, 150.0)), y - 8.0)
+            tasks += [Walk(aside), Wait(come_back_after), Walk(out_in), Walk(in_in)]
+            tasks += [*self.browse(zones_after or []), Walk(in_out), Walk(out_out)]
+        elif come_back_after is not None:
             tasks += [Walk(end), Offscreen(come_back_after), Walk(out_in), Walk(in_in)]
             tasks += [*self.browse(zones_after or []), Walk(in_out), Walk(out_out)]
         tasks += [Walk(end), Despawn()]
@@ -569,7 +617,7 @@ def _staff(b: _Builder) -> None:
 def _reentry(b: _Builder) -> None:
     for i, t in enumerate(_arrivals(b, 5, 2.0, 14.0)):
         back = float(b.rng.uniform(8.0, 40.0)) if i < 3 else None
-        b.visitor(t, _zones(b, 1), come_back_after=back, zones_after=_zones(b, 1), pay=i == 4)
+        b.visitor(t, _zones(b, 1), come_back_after=back, zones_after=_zones(b, 1), pay=i == 4, step_out=i == 1)
     b.passerby(25.0)
 
 
