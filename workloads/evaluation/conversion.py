@@ -1,13 +1,15 @@
-"""Conversion rate from visitor events and POS transactions, by the product's matching rule.
+"""Conversion rate from visitor events and POS transactions, with the store-analytics rule itself.
 
-Rule (the README's north-star metric): a non-staff visitor seen in a billing zone (BILLING_QUEUE or
-CHECKOUT) within `window_s` (5 min) before a transaction counts as purchased; each transaction
-matches at most one visitor, the one whose billing presence ended closest to the transaction time
-(ties: earlier start, then smaller visitor id); staff never match. Conversion = purchased visitors /
-unique visitors (distinct non-staff visitor ids with an ENTRY; a REENTRY is the same visitor).
+The product's rule lives in `workloads.analytics` (stages: which events are billing presences; pos:
+which visitor a transaction matches), and the evaluation calls exactly that code, so the measured
+conversion error is the error a store manager would see:
 
-This is the same rule as the store-analytics POS matcher (`workloads.analytics.pos`), restated here
-over plain event lists so the evaluation needs no Redis.
+    * a billing presence is any BILLING_QUEUE / CHECKOUT zone event (ZONE_ENTER and JOIN as a point,
+      ZONE_EXIT / ZONE_DWELL / ABANDON covering their dwell before the event);
+    * a transaction matches at most one non-staff visitor present in billing within 5 min before it:
+      the one whose presence ended closest to the transaction (ties: earlier start, smaller id);
+    * conversion = purchasers / unique visitors, both over distinct non-staff visitor ids with an
+      ENTRY or REENTRY; a visitor is staff when any of their events is flagged.
 
 Example:
     >>> presences = {"v1": [(0.0, 50.0)], "v2": [(10.0, 95.0)]}
@@ -19,29 +21,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from workloads.config import CameraConfig, ZoneType
+from workloads.analytics.pos import best_visitor
+from workloads.analytics.stages import billing_presence, kind_of
+from workloads.config import CameraConfig
 from workloads.events import EventType, VisitorEvent
 
 PURCHASE_WINDOW_S = 300.0
-BILLING_TYPES = (ZoneType.BILLING_QUEUE, ZoneType.CHECKOUT)
+
+
+def staff_visitors(events: Iterable[VisitorEvent]) -> set[str]:
+    return {e.visitor_id for e in events if e.is_staff}
 
 
 def billing_presences(
-    events: Iterable[VisitorEvent], cameras: Sequence[CameraConfig]
+    events: Sequence[VisitorEvent], cameras: Sequence[CameraConfig]
 ) -> dict[str, list[tuple[float, float]]]:
-    """Non-staff visitors' billing-zone presences as (start, end) epoch seconds, from ZONE_EXIT events."""
-    billing = {z.id for c in cameras for z in c.zones if z.type in BILLING_TYPES}
-    staff = {e.visitor_id for e in events_list(events) if e.is_staff}
+    """Non-staff visitors' billing presences as (start, end) epoch seconds, by the analytics rule."""
+    types = {z.id: z.type for c in cameras for z in c.zones}
+    staff = staff_visitors(events)
     out: dict[str, list[tuple[float, float]]] = {}
-    for e in events_list(events):
-        if e.event_type == EventType.ZONE_EXIT and e.zone_id in billing and e.visitor_id not in staff:
-            end = e.timestamp.timestamp()
-            out.setdefault(e.visitor_id, []).append((end - e.dwell_ms / 1000.0, end))
+    for e in events:
+        span = billing_presence(e, kind_of(types.get(e.zone_id or ""), e.event_type)) if e.zone_id else None
+        if span is not None and e.visitor_id not in staff:
+            out.setdefault(e.visitor_id, []).append((span[0] / 1000.0, span[1] / 1000.0))
     return out
-
-
-def events_list(events: Iterable[VisitorEvent]) -> list[VisitorEvent]:
-    return events if isinstance(events, list) else list(events)
 
 
 def match_transactions(
@@ -49,27 +52,17 @@ def match_transactions(
     presences: Mapping[str, Sequence[tuple[float, float]]],
     window_s: float = PURCHASE_WINDOW_S,
 ) -> set[str]:
-    """Visitors who purchased: each transaction (epoch seconds) matched to at most one presence."""
-    bought: set[str] = set()
-    for ts in transaction_times:
-        best: tuple[float, float, str] | None = None
-        for visitor, spans in presences.items():
-            for start, end in spans:
-                if start > ts or end < ts - window_s:
-                    continue
-                key = (abs(ts - end), start, visitor)
-                if best is None or key < best:
-                    best = key
-        if best is not None:
-            bought.add(best[2])
-    return bought
+    """Visitors who purchased: each transaction (epoch seconds) matched by `analytics.pos.best_visitor`."""
+    flat = [(v, round(a * 1000), round(b * 1000)) for v, spans in presences.items() for a, b in spans]
+    bought = {best_visitor(round(ts * 1000), flat, set(), round(window_s * 1000)) for ts in transaction_times}
+    return {v for v in bought if v is not None}
 
 
-def unique_visitors(events: Iterable[VisitorEvent]) -> set[str]:
-    """Distinct non-staff visitor ids that have an ENTRY (re-entries carry the first visit's id)."""
-    evs = events_list(events)
-    staff = {e.visitor_id for e in evs if e.is_staff}
-    return {e.visitor_id for e in evs if e.event_type == EventType.ENTRY and e.visitor_id not in staff}
+def unique_visitors(events: Sequence[VisitorEvent]) -> set[str]:
+    """Distinct non-staff visitor ids with an ENTRY or REENTRY (a re-entry keeps its visitor's id)."""
+    staff = staff_visitors(events)
+    entering = (EventType.ENTRY, EventType.REENTRY)
+    return {e.visitor_id for e in events if e.event_type in entering and e.visitor_id not in staff}
 
 
 def conversion_rate(
@@ -78,8 +71,8 @@ def conversion_rate(
     cameras: Sequence[CameraConfig],
     window_s: float = PURCHASE_WINDOW_S,
 ) -> tuple[float, int, int]:
-    """(conversion, purchased, unique visitors); purchased counts only visitors who entered."""
-    evs = events_list(events)
+    """(conversion, purchasers, unique visitors); purchasers count only visitors who entered."""
+    evs = list(events)
     visitors = unique_visitors(evs)
     bought = match_transactions(transaction_times, billing_presences(evs, cameras), window_s) & visitors
     return (len(bought) / len(visitors) if visitors else 0.0), len(bought), len(visitors)

@@ -8,7 +8,8 @@ most often within 1 s of the event (over the whole visit for zone exits). Events
 Metrics (each a count pair or an error, so scenes pool by summing):
     * entries / exits: inward (ENTRY + REENTRY) and outward door crossings of non-staff visitors,
       measured vs true.
-    * unique visitors: distinct non-staff visitor ids with an ENTRY, vs true people who entered.
+    * unique visitors: distinct non-staff visitor ids with an ENTRY or REENTRY (store analytics'
+      definition), vs true people who entered.
     * re-entry precision / recall: a REENTRY is right when its person really re-entered within 3 s
       of it *and* its visitor id's first ENTRY was that same person (the link is right, not just the
       label).
@@ -41,7 +42,7 @@ from scipy.optimize import linear_sum_assignment
 
 from workloads.camera_engine import Observation
 from workloads.config import CameraConfig, ZoneType
-from workloads.evaluation.conversion import conversion_rate
+from workloads.evaluation.conversion import conversion_rate, unique_visitors
 from workloads.evaluation.pipeline import PipelineRun
 from workloads.events import EventType, VisitorEvent
 from workloads.synthetic.truth import GroundTruth
@@ -175,8 +176,7 @@ def evaluate_run(
         sum(e.event_type == EventType.EXIT for e in non_staff),
         sum(e.event_type == EventType.EXIT for e in true_ns),
     )
-    entered = {e.visitor_id for e in non_staff if e.event_type == EventType.ENTRY}
-    m.unique_visitors = (len(entered), truth.unique_visitors)
+    m.unique_visitors = (len(unique_visitors(evs)), truth.unique_visitors)
 
     # re-entry ----------------------------------------------------------------------------------
     first_entry: dict[str, VisitorEvent] = {}
