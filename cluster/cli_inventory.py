@@ -252,6 +252,7 @@ def bench(
     days: Annotated[int, typer.Option(min=56)] = 364,
     repeats: Annotated[int, typer.Option(min=1)] = 2,
     ray_address: Annotated[str | None, typer.Option(help="Join this Ray cluster instead of a local one.")] = None,
+    cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster (default: max(4, cores)).")] = None,
     as_json: Annotated[Path | None, typer.Option("--json", help="Also write the result as JSON here.")] = None,
 ) -> None:
     """Batch forecast throughput: Ray Data vs the same code in one process, on the same synthetic lake."""
@@ -267,7 +268,7 @@ def bench(
         synth.to_lake(chain, InventoryLake(tmp))
         console.print(f"synthetic lake: {stores} stores x {skus} SKUs x {days} days ({len(chain.sales):,} sales "
                       f"rows) in {time.perf_counter() - t0:.0f} s")
-        init_ray(ray_address, log_to_driver=False)
+        init_ray(ray_address, num_cpus=cpus, log_to_driver=False)
         result = run_bench(tmp, BatchSettings(), repeats)
     result["lake"] = {"stores": stores, "skus": skus, "days": days}
     out.print_json(json.dumps(result))

@@ -42,9 +42,18 @@ def run_ray(lake_root: str | Path, settings: BatchSettings, stores: list[str] | 
         return []
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    ds = ray.data.from_items([{"store_id": s} for s in stores], override_num_blocks=len(stores))
-    rows = ds.map(_unit, fn_kwargs={"lake_root": str(lake_root), "settings": settings,
-                                    "run_id": run_id or new_run_id(), "as_of": as_of}, num_cpus=1).take_all()
+    # Ray Data reserves part of the cluster for each operator of a pipeline; for this one-operator job
+    # on a small cluster that left one task running at a time (measured: 24 store tasks strictly one
+    # after the other on 2 CPUs, 1.9x faster without the reservation). The job has nothing downstream
+    # to reserve for, so it runs without it.
+    reserve = ctx.op_resource_reservation_enabled
+    ctx.op_resource_reservation_enabled = False
+    try:
+        ds = ray.data.from_items([{"store_id": s} for s in stores], override_num_blocks=len(stores))
+        rows = ds.map(_unit, fn_kwargs={"lake_root": str(lake_root), "settings": settings,
+                                        "run_id": run_id or new_run_id(), "as_of": as_of}, num_cpus=1).take_all()
+    finally:
+        ctx.op_resource_reservation_enabled = reserve
     return [StoreRun(**{k: r[k] for k in ("store_id", "series", "rows_read", "seconds", "run_id")}) for r in rows]
 
 
