@@ -183,6 +183,40 @@ def test_tracker_keeps_a_person_who_turns_sharply(monkeypatch, rescue_iou, ids):
     assert len(seen) == ids
 
 
+@pytest.mark.parametrize(("shirt_after", "same_track"), [((0, 0, 220), True), ((200, 60, 20), False)])
+def test_tracker_stitches_a_look_alike_back_after_a_gap(shirt_after, same_track):
+    """Hidden for 1.6 s (longer than the overlap recovery): the same clothes continue the track, other
+    clothes start a new one."""
+    walk = path(((100, 300), 0), ((300, 300), 10))
+    back = path(((340, 300), 0), ((500, 300), 10))
+    frames = frames_for((0, walk), (len(walk) + 8, back))
+    tr = PersonTracker(TrackerConfig(), fps=FPS)
+    ids = []
+    for i, (b, s) in enumerate(frames):
+        feet = [p for start, p in ((0, walk), (len(walk) + 8, back)) if 0 <= i - start < len(p)]
+        shirts = [(0, 0, 220) if i < len(walk) else shirt_after for _ in feet]
+        img = person_frame([p[i - (0 if i < len(walk) else len(walk) + 8)] for p in feet], shirts)
+        ids.append(tr.update(b, s, timestamp=i / FPS, frame=img).track_ids.tolist())
+    before, after = {i for f in ids[: len(walk)] for i in f}, {i for f in ids[len(walk) + 8 :] for i in f}
+    assert len(before) == 1 and len(after) == 1
+    assert (before == after) is same_track
+
+
+def test_partly_hidden_person_is_described_by_what_shows():
+    from workloads.appearance import embed, in_front, similarity
+
+    img = np.full((300, 300, 3), 90, np.uint8)
+    img[50:250, 100:160] = (0, 0, 220)  # red person behind
+    img[80:260, 128:190] = (200, 60, 20)  # blue person in front, covering the red one's right half
+    boxes = np.array([[100, 50, 160, 250], [128, 80, 190, 260]], np.float64)
+    front = in_front(boxes, 0)
+    assert front.tolist() == [[128, 80, 190, 260]]
+    red_alone = embed(np.where(img == img, (0, 0, 220), 0).astype(np.uint8), boxes[0])
+    assert similarity(embed(img, boxes[0], hide=front), red_alone) > 0.95  # only red shows
+    assert similarity(embed(img, boxes[0]), red_alone) < 0.8  # the whole box mixes in blue
+    assert embed(img, boxes[0], hide=[[90, 40, 170, 260]]) is None  # fully hidden: nothing to say
+
+
 def test_tracker_pickle_round_trip_gives_identical_outputs():
     frames = frames_for((0, SHOPPER), (4, path((OUTSIDE, 0), (QUEUE, 12), (QUEUE, -20))))
     a = PersonTracker(TrackerConfig(), fps=FPS)
@@ -250,6 +284,23 @@ def test_staff_vote_majority_after_three(votes, expected):
     v = StaffVote()
     for hit in votes:
         v.add(hit)
+    assert v.is_staff is expected
+
+
+@pytest.mark.parametrize(
+    ("votes", "expected"),
+    [
+        ([True] * 5, True),
+        ([True] * 5 + [False] * 3, True),  # 5 of the last 8 still say uniform
+        ([True] * 5 + [False] * 5, False),  # the uniform left the track (its person changed)
+        ([False] * 20 + [True] * 5, True),  # only the last 8 count
+    ],
+)
+def test_staff_uniform_flag_follows_the_recent_votes(votes, expected):
+    v = StaffVote()
+    for hit in votes:
+        v.add(hit)
+    assert v.samples == min(len(votes), 8)
     assert v.is_staff is expected
 
 

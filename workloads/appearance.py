@@ -34,23 +34,48 @@ WIDTH = (0.25, 0.75)
 BINS = (8, 4, 4)  # hue, saturation, value
 #: Crops smaller than this (pixels per band) say nothing.
 MIN_BAND_PIXELS = 40
+#: A partly hidden person's embedding needs this share of each band visible.
+MIN_VISIBLE = 0.3
 
 
-def embed(frame: npt.NDArray[np.uint8], box: npt.ArrayLike) -> Embedding | None:
-    """Colour embedding of the person in `box` (`x1, y1, x2, y2`); None if the crop is too small."""
+def embed(
+    frame: npt.NDArray[np.uint8], box: npt.ArrayLike, hide: npt.ArrayLike | None = None
+) -> Embedding | None:
+    """Colour embedding of the person in `box` (`x1, y1, x2, y2`).
+
+    Args:
+        frame: BGR image.
+        box: the person.
+        hide: boxes of people standing in front; their pixels are left out, and the embedding is
+            None unless at least `MIN_VISIBLE` of each band is left (then it describes what shows).
+
+    Returns:
+        The embedding, or None when the crop is too small or too hidden.
+    """
     x1, y1, x2, y2 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
     fh, fw = frame.shape[:2]
     w, h = x2 - x1, y2 - y1
     cx1 = int(np.clip(round(x1 + WIDTH[0] * w), 0, fw))
     cx2 = int(np.clip(round(x1 + WIDTH[1] * w), 0, fw))
+    front = np.asarray(hide if hide is not None else np.zeros((0, 4)), dtype=np.float64).reshape(-1, 4)
     parts = []
     for top, bottom in BANDS:
         cy1 = int(np.clip(round(y1 + top * h), 0, fh))
         cy2 = int(np.clip(round(y1 + bottom * h), 0, fh))
         if (cx2 - cx1) * (cy2 - cy1) < MIN_BAND_PIXELS:
             return None
+        mask = None
+        if len(front):
+            mask = np.full((cy2 - cy1, cx2 - cx1), 255, np.uint8)
+            for fx1, fy1, fx2, fy2 in front:
+                mx1, mx2 = int(np.clip(round(fx1) - cx1, 0, cx2 - cx1)), int(np.clip(round(fx2) - cx1, 0, cx2 - cx1))
+                my1, my2 = int(np.clip(round(fy1) - cy1, 0, cy2 - cy1)), int(np.clip(round(fy2) - cy1, 0, cy2 - cy1))
+                mask[my1:my2, mx1:mx2] = 0
+            visible = int(np.count_nonzero(mask))
+            if visible < max(MIN_BAND_PIXELS, MIN_VISIBLE * mask.size):
+                return None
         hsv = cv2.cvtColor(np.ascontiguousarray(frame[cy1:cy2, cx1:cx2]), cv2.COLOR_BGR2HSV)
-        hist = cv2.calcHist([hsv], [0, 1, 2], None, list(BINS), [0, 180, 0, 256, 0, 256]).reshape(-1)
+        hist = cv2.calcHist([hsv], [0, 1, 2], mask, list(BINS), [0, 180, 0, 256, 0, 256]).reshape(-1)
         parts.append(hist / max(float(hist.sum()), 1.0))
     return np.concatenate(parts).astype(np.float32)
 
@@ -69,6 +94,14 @@ def similarity_matrix(a: list[Embedding], b: list[Embedding]) -> npt.NDArray[np.
     sa, sb = np.sqrt(np.stack(a)), np.sqrt(np.stack(b))
     bands = [sa[:, k * n : (k + 1) * n] @ sb[:, k * n : (k + 1) * n].T for k in range(len(BANDS))]
     return np.minimum.reduce(bands).astype(np.float64)
+
+
+def in_front(boxes: npt.ArrayLike, i: int) -> npt.NDArray[np.float64]:
+    """The boxes overlapping box `i` whose feet are lower in the frame (nearer the camera)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    ix = np.minimum(b[:, 2], b[i, 2]) - np.maximum(b[:, 0], b[i, 0])
+    iy = np.minimum(b[:, 3], b[i, 3]) - np.maximum(b[:, 1], b[i, 1])
+    return b[(ix > 0) & (iy > 0) & (b[:, 3] > b[i, 3])]
 
 
 def occluded(boxes: npt.ArrayLike, min_cover: float = 0.12) -> npt.NDArray[np.bool_]:

@@ -26,8 +26,7 @@ Event rules (see tripwire.py and zones.py for the detailed state machines):
 Example:
     >>> from datetime import UTC, datetime
     >>> import numpy as np
-    >>> from workloads.appearance import Embedding, similarity
-from workloads.config import CameraConfig, StoreConfig, TrackerConfig
+    >>> from workloads.config import CameraConfig, StoreConfig, TrackerConfig
     >>> cam = CameraConfig(id="C1", source="synthetic:empty")
     >>> eng = CameraEventEngine(StoreConfig(id="S1", cameras=[cam]), cam, TrackerConfig(), fps=5.0)
     >>> eng.process(0, datetime(2026, 3, 3, tzinfo=UTC), np.zeros((0, 4)), np.zeros(0))
@@ -45,7 +44,7 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
-from workloads.appearance import Embedding, similarity
+from workloads.appearance import Embedding, occluded, similarity
 from workloads.config import CameraConfig, StoreConfig, TrackerConfig
 from workloads.events import EventMetadata, EventType, VisitorEvent, deterministic_event_id
 from workloads.geometry import feet_points
@@ -159,9 +158,11 @@ class CameraEventEngine:
         ids = upd.track_ids.tolist()
         feet = feet_points(upd.boxes)
         use_frame = frame if self._staff.needs_frames else None
+        # A torso half hidden by someone in front shows their clothes, not this person's: no vote.
+        hidden = occluded(upd.boxes) if use_frame is not None else np.zeros(len(ids), bool)
         for i, tid in enumerate(ids):
             self._visitors.setdefault(tid, _Visitor()).score = float(upd.scores[i])
-            self._staff.observe(tid, upd.boxes[i], feet[i], use_frame)
+            self._staff.observe(tid, upd.boxes[i], feet[i], None if hidden[i] else use_frame)
         self.observations = [
             Observation(self._visitor_id(tid), tuple(float(v) for v in upd.boxes[i]), self._staff.is_staff(tid))
             for i, tid in enumerate(ids)

@@ -28,6 +28,12 @@ the person's door crossing is lost. After ByteTrack, a track lost for under RESC
 over a track spawned on this frame whose box overlaps the lost track's *last detection* (not its
 prediction) by RESCUE_IOU, unless their colours clearly differ.
 
+Stitching (when frames are passed): people who stop behind someone, or in a knot of three, vanish
+for one to three seconds and come back as a new track, so the shopper who entered is not the one
+who pays. A track newly confirmed near where a recently lost track could have walked to, with the
+same height and similar colours, takes the lost track's id. Without images the colours are
+unknown, and position alone over seconds swapped people on TUD-Stadtmitte, so this step needs frames.
+
 Appearance gate (when frames are passed to `update`): ByteTrack associates by box overlap alone, so
 when two people cross, a track can jump to the other person and stay there (on synthetic store
 clips that is how a staff member's track, and its staff flag, passed to a shopper). Each confirmed
@@ -59,7 +65,7 @@ from trackers import ByteTrackTracker
 from trackers.utils.iou import BaseIoU
 from trackers.utils.state_representations import XCYCSRStateEstimator
 
-from workloads.appearance import Embedding, embed, occluded, similarity_matrix
+from workloads.appearance import Embedding, embed, in_front, occluded, similarity_matrix
 from workloads.config import TrackerConfig
 
 #: Default of `TrackerConfig.appearance_veto`: similarity below which a track and an unoccluded
@@ -71,6 +77,14 @@ APPEARANCE_VETO = 0.45
 #: when that detection overlaps the track's *last observed* box by at least RESCUE_IOU.
 RESCUE_MAX_GAP_S = 0.5
 RESCUE_IOU = 0.3
+#: Stitching (needs frames): a track newly confirmed within STITCH_MAX_GAP_S of a track's loss, near
+#: where a walker could have got to (STITCH_SPEED_H person heights per second, plus half a height),
+#: of similar height and colours at least STITCH_MIN_SIMILARITY alike, continues the lost track.
+STITCH_MAX_GAP_S = 3.0
+STITCH_SPEED_H = 1.0
+STITCH_MIN_SIMILARITY = 0.7
+#: A new track may be stitched during its first STITCH_YOUNG_S (its first views are often occluded).
+STITCH_YOUNG_S = 1.5
 #: Running-embedding weight of a new observation, and observations before the model is trusted.
 APPEARANCE_RATE = 0.2
 APPEARANCE_MIN_SAMPLES = 3
@@ -89,6 +103,7 @@ class _AppearanceGatedIoU(BaseIoU):
         self.tracker: ByteTrackTracker | None = None
         self.models: dict[int, tuple[Embedding, int]] = {}  # raw track id -> (embedding, samples)
         self.det_embeddings: dict[bytes, Embedding] = {}  # detection box bytes -> embedding (this frame)
+        self.learnable: set[bytes] = set()  # detections seen whole (no one in front) this frame
 
     def _compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
         iou = np.asarray(sv.box_iou_batch(boxes_1, boxes_2), dtype=np.float64)
@@ -204,18 +219,24 @@ class PersonTracker:
             raise ValueError(f"boxes and scores disagree on N: {len(xyxy)} vs {len(conf)}")
         before = self._confirmed_raw()
         gate = self.__dict__.get("_gate") or _AppearanceGatedIoU(0.0)  # checkpoints from before the gate
-        gate.det_embeddings = {}
+        gate.det_embeddings, learnable = {}, set()
         if frame is not None and len(xyxy) and gate.tracker is not None:
             hidden = occluded(xyxy)
-            for box, is_hidden in zip(xyxy, hidden.tolist(), strict=True):
-                e = None if is_hidden else embed(frame, box)
+            for k, (box, is_hidden) in enumerate(zip(xyxy, hidden.tolist(), strict=True)):
+                # A partly hidden person's visible pixels still veto a swap; only clear views teach.
+                e = embed(frame, box, hide=in_front(xyxy, k) if is_hidden else None)
                 if e is not None:
                     gate.det_embeddings[box.tobytes()] = e
+                    if not is_hidden:
+                        learnable.add(box.tobytes())
+        gate.learnable = learnable
         known = {id(t) for t in self._tracker.tracks}
         result = self._tracker.update(sv.Detections(xyxy=xyxy, confidence=conf), timestamp=timestamp)
         self._rescue(result, [t for t in self._tracker.tracks if id(t) not in known], timestamp, gate)
         if self.cfg.minimum_consecutive_frames <= 1:
             self._confirm_spawned(result)
+        if gate.det_embeddings:
+            self._stitch(result, before, timestamp, gate)
         ended_raw = before - self._confirmed_raw()
         ended = sorted(self._id_base + i for i in ended_raw)
         tid = np.asarray(result.tracker_id, dtype=np.int64).reshape(-1)
@@ -227,20 +248,24 @@ class PersonTracker:
             gate.models.pop(raw, None)
             last_obs.pop(raw, None)
         now = timestamp if timestamp is not None else self._frames / self.fps
+        born = self.__dict__.setdefault("_born", {})
+        for raw in ended_raw:
+            born.pop(raw, None)
         for raw, box in zip(tid[keep].tolist(), np.asarray(result.xyxy, dtype=np.float64)[keep], strict=True):
             last_obs[raw] = (box, now)
+            born.setdefault(raw, now)
         if gate.det_embeddings:
             # Learn only from detections no other track overlaps: one box over two people (the detector
             # merges people who stand close) would teach a track the other person's colours.
             states = {int(t.tracker_id): t.get_state_bbox() for t in self._tracker.tracks if t.tracker_id != -1}
             for raw, box in zip(tid[keep].tolist(), np.asarray(result.xyxy, dtype=np.float32)[keep], strict=True):
-                e = gate.det_embeddings.get(box.tobytes())
+                e = gate.det_embeddings.get(box.tobytes()) if box.tobytes() in learnable else None
                 others = [b for r, b in states.items() if r != raw]
                 if e is not None and not _covered(box, others):
                     old = gate.models.get(raw)
                     new = e if old is None else (1 - APPEARANCE_RATE) * old[0] + APPEARANCE_RATE * e
                     gate.models[raw] = (new.astype(np.float32), 1 if old is None else old[1] + 1)
-        gate.det_embeddings = {}
+        gate.det_embeddings, gate.learnable = {}, set()
         if not keep.any():
             empty = np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
             return TrackUpdate(*empty, ended)
@@ -288,6 +313,57 @@ class PersonTracker:
             old.update(new_boxes[c])
             self._tracker.tracks.remove(new)
             ids[hit[0]] = old.tracker_id
+        result.tracker_id = ids
+
+    def _stitch(
+        self, result: sv.Detections, before: set[int], timestamp: float | None, gate: _AppearanceGatedIoU
+    ) -> None:
+        """Tracks confirmed on this frame continue recently lost look-alike tracks nearby (see module doc)."""
+        last_obs: dict[int, tuple[npt.NDArray[np.float64], float]] = self.__dict__.setdefault("_last_obs", {})
+        now = timestamp if timestamp is not None else self.__dict__.get("_frames", 0) / self.fps
+        born: dict[int, float] = self.__dict__.setdefault("_born", {})
+        ids = np.asarray(result.tracker_id).reshape(-1)
+        boxes = np.asarray(result.xyxy, dtype=np.float64).reshape(-1, 4)
+        fresh = [k for k in range(len(ids)) if ids[k] != -1 and now - born.get(int(ids[k]), now) <= STITCH_YOUNG_S]
+        lost = [
+            t for t in self._tracker.tracks
+            if t.tracker_id != -1 and t.time_since_update > 0 and int(t.tracker_id) in last_obs
+            and now - last_obs[int(t.tracker_id)][1] <= STITCH_MAX_GAP_S
+        ]
+        if not fresh or not lost:
+            return
+        score = np.zeros((len(lost), len(fresh)))
+        for i, t in enumerate(lost):
+            model = gate.models.get(int(t.tracker_id))
+            if model is None or model[1] < APPEARANCE_MIN_SAMPLES:
+                continue
+            last_box, last_t = last_obs[int(t.tracker_id)]
+            h_last = last_box[3] - last_box[1]
+            reach = (0.5 + STITCH_SPEED_H * (now - last_t)) * h_last
+            for j, k in enumerate(fresh):
+                if last_t > born.get(int(ids[k]), now) + 1e-6:
+                    continue  # both seen at once: two people, not one
+                box = boxes[k]
+                key = box.astype(np.float32).tobytes()
+                e = gate.det_embeddings.get(key) if key in gate.learnable else None
+                h = box[3] - box[1]
+                far = np.hypot(*((box[:2] + box[2:]) / 2 - (last_box[:2] + last_box[2:]) / 2)) > reach
+                if e is None or far or not 0.75 <= h / max(h_last, 1e-9) <= 1.33:
+                    continue
+                sim = float(similarity_matrix([model[0]], [e])[0, 0])
+                if sim >= STITCH_MIN_SIMILARITY:
+                    score[i, j] = sim
+        rows, cols = linear_sum_assignment(-score)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            if score[r, c] <= 0:
+                continue
+            old, k = lost[r], fresh[c]
+            new = next(t for t in self._tracker.tracks if t.tracker_id == ids[k])
+            for table in (gate.models, last_obs, born):
+                table.pop(int(new.tracker_id), None)
+            new.tracker_id = old.tracker_id
+            self._tracker.tracks.remove(old)
+            ids[k] = old.tracker_id
         result.tracker_id = ids
 
     def _confirm_spawned(self, result: sv.Detections) -> None:
