@@ -260,3 +260,28 @@ def test_pooling_and_targets():
 )
 def test_match_boxes(pred, true, expected):
     assert sorted(match_boxes(pred, true)) == expected
+
+
+# ---------------------------------------------------------------------------------------------- input size per role
+
+
+@pytest.mark.parametrize(
+    ("detector", "camera", "expected"),
+    [
+        ({}, {"role": "entrance"}, 960),
+        ({}, {"role": "floor"}, 960),
+        ({}, {"role": "billing"}, 960),
+        ({}, {"role": "shelf"}, 640),
+        ({}, {}, 960),  # floor is the default role
+        ({}, {"role": "shelf", "input_size": 1280}, 1280),  # the camera's own choice wins
+        ({"input_size": 640}, {"role": "entrance"}, None),  # a fleet-wide size wins over role defaults
+        ({"input_size": 640}, {"role": "entrance", "input_size": 960}, 960),
+    ],
+)
+def test_input_size_defaults_per_camera_role(detector, camera, expected):
+    from workloads.config import FleetConfig
+
+    cfg = FleetConfig.model_validate(
+        {"detector": detector, "stores": [{"id": "S", "cameras": [{"id": "C", "source": "x.avi", **camera}]}]}
+    )
+    assert cfg.stores[0].cameras[0].input_size == expected
