@@ -136,6 +136,8 @@ BILLING = [  # (visitor, event type, minute, zone, dwell s, staff)
     ("kim", "ZONE_ENTER", 29, "TILL", 0, True),  # staff at the till
     ("cat", "ENTRY", 40, None, 0, False),
     ("cat", "ZONE_ENTER", 50, "Q", 0, False),  # still queueing: no exit yet
+    ("dan", "ZONE_EXIT", 62, "TILL", 120, False),  # at the till 60:00-62:00
+    ("eve", "ZONE_EXIT", 61.1, "Q", 90, False),  # steps up from the queue just after dan's sale
 ]
 SALES = [
     _sale("t-ann", 14.1),  # ann left the queue at 14:00, bob at 15:30: ann
@@ -144,8 +146,10 @@ SALES = [
     _sale("t-none", 90),  # nobody in billing at all
     _sale("t-cat", 54.9),  # cat joined at 50:00, 4:54 before
     _sale("t-late", 55.1),  # 5:06 after cat's join, and her exit is unknown yet
+    _sale("t-dan", 61),  # eve's queue presence ended closer to it, but dan is at the till
 ]
-EXPECTED = {"t-ann": "ann", "t-bob": "bob", "t-staff": None, "t-none": None, "t-cat": "cat", "t-late": None}
+EXPECTED = {"t-ann": "ann", "t-bob": "bob", "t-staff": None, "t-none": None, "t-cat": "cat", "t-late": None,
+            "t-dan": "dan"}
 
 
 def _billing_events() -> list[VisitorEvent]:
@@ -178,7 +182,8 @@ def test_pos_matching_does_not_depend_on_arrival_order(redis_client, order) -> N
     assert {r.status for r in again} == {"duplicate"}
     w = snap(START, START + timedelta(hours=2), ZoneInfo("UTC"))
     t = WindowReader(redis_client).totals("S1", w)
-    assert (t.transactions, t.matched_transactions, t.unique_visitors, t.purchasers) == (6, 3, 3, 3)
+    # dan's sale matches, but dan has no ENTRY in the window, so he is no purchaser among its visitors
+    assert (t.transactions, t.matched_transactions, t.unique_visitors, t.purchasers) == (7, 4, 3, 3)
 
 
 def test_a_later_billing_event_can_move_a_match(redis_client) -> None:

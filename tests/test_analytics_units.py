@@ -222,6 +222,11 @@ T = 10_000_000
         ([("b", T - 10_000, T - 10_000), ("a", T - 10_000, T - 10_000)], set(), "a"),  # full tie: smaller id
         ([("staff1", T - 1_000, T - 1_000)], {"staff1"}, None),  # staff never count
         ([("staff1", T - 1_000, T - 1_000), ("c", T - 250_000, T - 250_000)], {"staff1"}, "c"),
+        # at the till when the sale is rung up beats a queue presence that ended closer to it
+        ([("payer", T - 60_000, T + 20_000, True), ("next", T - 90_000, T + 1_000)], set(), "payer"),
+        ([("payer", T - 60_000, T + 20_000, True), ("next", T - 90_000, T + 1_000, True)], set(), "next"),
+        ([("early", T - 60_000, T - 5_000, True), ("next", T - 90_000, T - 1_000)], set(), "next"),  # left the till
+        ([("staff1", T - 1_000, T + 1_000, True), ("c", T - 9_000, T - 9_000)], {"staff1"}, "c"),
     ],
 )
 def test_best_visitor(presences, staff, expected) -> None:

@@ -52,6 +52,9 @@ CAMERA = CameraConfig(
         ([100.0], {"a": [(150.0, 200.0)]}, set()),  # in billing only after paying
         ([100.0, 100.0], {"a": [(0.0, 99.0)], "b": [(0.0, 90.0)]}, {"a"}),  # one visitor per transaction
         ([100.0, 100.0], {"a": [(0.0, 99.0)], "b": [(0.0, 99.0)]}, {"a"}),  # tie: earlier start, then id
+        # the payer at the till beats the next customer stepping out of the queue at the same time
+        ([100.0], {"payer": [(90.0, 104.0, True)], "next": [(60.0, 101.0, False)]}, {"payer"}),
+        ([100.0], {"payer": [(90.0, 99.0, True)], "next": [(60.0, 100.0, False)]}, {"next"}),  # left the till
     ],
 )
 def test_match_transactions(tx, presences, expected):

@@ -38,7 +38,7 @@ from workloads.analytics.stages import (
     stage_of,
     zone_types,
 )
-from workloads.config import StoreConfig
+from workloads.config import StoreConfig, ZoneType
 from workloads.events import EventType, VisitorEvent
 from workloads.state import keys
 from workloads.state.stream_consumer import StreamConsumer
@@ -63,8 +63,10 @@ def split_zone_field(name: str) -> tuple[str, str] | None:
     return zone_id, metric
 
 
-def presence_member(visitor_id: str, start_ms: int, end_ms: int) -> str:
-    return json.dumps([visitor_id, start_ms, end_ms], separators=(",", ":"))
+def presence_member(visitor_id: str, start_ms: int, end_ms: int, till: bool = False) -> str:
+    """A presence as stored in the POS presence set (`pos.Presence` as JSON; the till flag only when set)."""
+    row: list[object] = [visitor_id, start_ms, end_ms, True] if till else [visitor_id, start_ms, end_ms]
+    return json.dumps(row, separators=(",", ":"))
 
 
 @dataclass
@@ -156,7 +158,8 @@ def derive(events: list[VisitorEvent], store: StoreConfig, settings: AnalyticsCo
         presence = billing_presence(e, kind)
         if presence is not None:
             start, end = presence
-            d.presences[presence_member(e.visitor_id, start, end)] = end
+            till = types.get(e.zone_id or "") is ZoneType.CHECKOUT
+            d.presences[presence_member(e.visitor_id, start, end, till)] = end
             d.widen(start, end + window_ms)  # the transactions this presence can be matched to
     return d
 

@@ -7,7 +7,8 @@ conversion error is the error a store manager would see:
     * a billing presence is any BILLING_QUEUE / CHECKOUT zone event (ZONE_ENTER and JOIN as a point,
       ZONE_EXIT / ZONE_DWELL / ABANDON covering their dwell before the event);
     * a transaction matches at most one non-staff visitor present in billing within 5 min before it:
-      the one whose presence ended closest to the transaction (ties: earlier start, smaller id);
+      someone in a CHECKOUT zone at that moment first, else the one whose presence ended closest to
+      the transaction (ties: earlier start, smaller id);
     * conversion = purchasers / unique visitors, both over distinct non-staff visitor ids with an
       ENTRY or REENTRY; a visitor is staff when any of their events is flagged.
 
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from workloads.analytics.pos import best_visitor
 from workloads.analytics.stages import billing_presence, kind_of
-from workloads.config import CameraConfig
+from workloads.config import CameraConfig, ZoneType
 from workloads.events import EventType, VisitorEvent
 
 PURCHASE_WINDOW_S = 300.0
@@ -33,27 +34,30 @@ def staff_visitors(events: Iterable[VisitorEvent]) -> set[str]:
     return {e.visitor_id for e in events if e.is_staff}
 
 
-def billing_presences(
-    events: Sequence[VisitorEvent], cameras: Sequence[CameraConfig]
-) -> dict[str, list[tuple[float, float]]]:
-    """Non-staff visitors' billing presences as (start, end) epoch seconds, by the analytics rule."""
+Span = tuple[float, float] | tuple[float, float, bool]  #: start, end (epoch s), whether at the till (CHECKOUT)
+
+
+def billing_presences(events: Sequence[VisitorEvent], cameras: Sequence[CameraConfig]) -> dict[str, list[Span]]:
+    """Non-staff visitors' billing presences as (start, end, at_till) epoch seconds, by the analytics rule."""
     types = {z.id: z.type for c in cameras for z in c.zones}
     staff = staff_visitors(events)
     out: dict[str, list[tuple[float, float]]] = {}
     for e in events:
         span = billing_presence(e, kind_of(types.get(e.zone_id or ""), e.event_type)) if e.zone_id else None
         if span is not None and e.visitor_id not in staff:
-            out.setdefault(e.visitor_id, []).append((span[0] / 1000.0, span[1] / 1000.0))
+            till = types.get(e.zone_id or "") is ZoneType.CHECKOUT
+            out.setdefault(e.visitor_id, []).append((span[0] / 1000.0, span[1] / 1000.0, till))
     return out
 
 
 def match_transactions(
     transaction_times: Iterable[float],
-    presences: Mapping[str, Sequence[tuple[float, float]]],
+    presences: Mapping[str, Sequence[Span]],
     window_s: float = PURCHASE_WINDOW_S,
 ) -> set[str]:
     """Visitors who purchased: each transaction (epoch seconds) matched by `analytics.pos.best_visitor`."""
-    flat = [(v, round(a * 1000), round(b * 1000)) for v, spans in presences.items() for a, b in spans]
+    flat = [(v, round(s[0] * 1000), round(s[1] * 1000), bool(s[2:] and s[2])) for v, spans in presences.items()
+            for s in spans]
     bought = {best_visitor(round(ts * 1000), flat, set(), round(window_s * 1000)) for ts in transaction_times}
     return {v for v in bought if v is not None}
 
