@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from models.preprocess import letterbox, to_chw_float
 from models.registry import Precision, ensure_checkpoint, ir_path
+from models.torchvision_cpu_hook import declare_ops
 
 Progress = Callable[[str], None]
 
@@ -49,60 +50,28 @@ class PreparedModel(NamedTuple):
 # ultralytics on a CPU-only torch: the torchvision shim
 # --------------------------------------------------------------------------------------------
 
-_TORCHVISION_SHIM: Any = None  # the torch.library.Library; kept alive or its registrations vanish
 
 
 def install_torchvision_cpu_shim() -> bool:
     """Make `import torchvision` work when its compiled ops do not match the installed torch.
 
     Why: PyPI's torchvision wheel is a CUDA build; next to the CPU torch wheel its `_C` library
-    fails to load and `import torchvision` dies with `operator torchvision::nms does not exist`
-    (torchvision registers fake kernels for `nms`/`qnms` unconditionally). ultralytics imports
-    torchvision when it predicts (warm-up and NMS). The fix, for export/benchmark code only:
-    declare the two operator schemas with `torch.library`, give `nms` a pure-torch kernel, import
-    torchvision, and tell it its ops are present. Every other torchvision op stays unavailable.
-    Does nothing when torchvision's own ops load.
+    fails to load and `import torchvision` dies with `operator torchvision::nms does not exist`.
+    ultralytics imports torchvision when it predicts (warm-up and NMS). The start-up hook's
+    `declare_ops` (see `models.torchvision_cpu_hook`) declares the two operator schemas with a
+    pure-torch `nms`; on top of that, ultralytics calls `torchvision.ops.nms`, which first asserts
+    the compiled ops are present, so we tell it they are. Does nothing when torchvision's own ops load.
 
     Returns:
         True if the shim was installed by this call.
     """
-    global _TORCHVISION_SHIM
-    if _TORCHVISION_SHIM is not None or "torchvision" in sys.modules:
+    if "torchvision" in sys.modules:
         return False
-    import torch
-
     found = importlib.util.find_spec("torchvision")
     if found is None or not found.submodule_search_locations:
         return False  # no torchvision at all: ultralytics falls back to its own NMS
-    libs = list(Path(next(iter(found.submodule_search_locations))).glob("_C*.so"))
-    try:
-        for lib in libs:
-            torch.ops.load_library(str(lib))
-        if libs:
-            return False  # the real ops load: nothing to fix
-    except (OSError, RuntimeError):
-        pass
-
-    def nms_kernel(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-        # Greedy NMS, torchvision's semantics: drop boxes with IoU > threshold vs a kept box.
-        order = scores.argsort(descending=True)
-        x1, y1, x2, y2 = boxes.unbind(1)
-        areas = (x2 - x1) * (y2 - y1)
-        keep = []
-        while order.numel():
-            i, order = order[0], order[1:]
-            keep.append(i)
-            w = (torch.minimum(x2[i], x2[order]) - torch.maximum(x1[i], x1[order])).clamp(min=0)
-            h = (torch.minimum(y2[i], y2[order]) - torch.maximum(y1[i], y1[order])).clamp(min=0)
-            inter = w * h
-            order = order[inter / (areas[i] + areas[order] - inter) <= iou_threshold]
-        return torch.stack(keep) if keep else torch.zeros((0,), dtype=torch.int64)
-
-    lib = torch.library.Library("torchvision", "DEF")
-    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    lib.define("qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")
-    lib.impl("nms", nms_kernel, "CompositeExplicitAutograd")
-    _TORCHVISION_SHIM = lib
+    if not declare_ops(Path(next(iter(found.submodule_search_locations)))):
+        return False
     import torchvision.extension
 
     torchvision.extension._has_ops = lambda: True  # torchvision.ops.nms asserts this first

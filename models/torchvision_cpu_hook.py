@@ -12,8 +12,8 @@ What it does: installs a meta-path finder (stdlib only, no torch import at start
 imports torchvision, its loader first declares the `nms`/`qnms` schemas (with a pure-torch `nms`),
 only if torchvision's own ops fail to load, then the import continues. Other torchvision ops stay
 unavailable; the image transforms transformers uses are plain torch. Where the
-ops load (a CUDA torch, or a matching CPU torchvision) it changes nothing. `models.export`'s shim,
-when it runs first, defines the same schemas and this hook leaves them alone.
+ops load (a CUDA torch, or a matching CPU torchvision) it changes nothing. `models.export`'s shim
+calls `declare_ops` itself before importing torchvision; this hook then finds them declared.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class _TorchvisionFinder(importlib.abc.MetaPathFinder):
     """Finds torchvision like the other finders do, with a loader that declares the ops first.
 
     Acting at load time, not at `find_spec` time, keeps `importlib.util.find_spec("torchvision")`
-    free of side effects (`models.export`'s shim calls it before declaring the same ops itself).
+    free of side effects (`models.export`'s shim calls it, then `declare_ops` itself).
     """
 
     #: Marks every copy of this finder (the site-packages copy and `models.torchvision_cpu_hook`).
