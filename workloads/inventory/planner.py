@@ -1,10 +1,11 @@
 """Planners: a question in, a typed plan out. `RulePlanner` always works; `LlmPlanner` asks a model.
 
 `LlmPlanner` calls an OpenAI-compatible chat endpoint (vLLM serving SmolLM2-135M-Instruct, for
-instance) with the plan JSON schema for guided decoding, either as vLLM's `guided_json` extra
-parameter or as `response_format: {type: json_schema}`. Whatever comes back is validated against
-the same pydantic union; a timeout, an HTTP error or an invalid plan falls back to the rule parser,
-and the answer says which planner produced the plan and why.
+instance) with the plan JSON schema for guided decoding, as `response_format: {type: json_schema}`
+(the default; vLLM turns it into structured outputs) or vLLM's `structured_outputs: {json: ...}`.
+vLLM 0.32 silently ignores the older `guided_json` field, so that mode is only for old servers.
+Whatever comes back is validated against the same pydantic union; a timeout, an HTTP error or an
+invalid plan falls back to the rule parser, and the answer says which planner produced the plan and why.
 
 Status: the request and response handling is tested against a recorded OpenAI-style reply; no
 model has been served by vLLM on this project's CPU build machines yet (see docs/inventory.md).
@@ -67,10 +68,12 @@ class LlmPlanner:
             "model": self.cfg.model,
             "messages": build_messages(question, vocab, today),
             "temperature": 0.0,
-            "max_tokens": 256,
+            "max_tokens": self.cfg.max_tokens,
         }
         if self.cfg.guided == "guided_json":
             body["guided_json"] = self.schema
+        elif self.cfg.guided == "structured_outputs":
+            body["structured_outputs"] = {"json": self.schema}
         else:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "query_plan", "schema": self.schema}}
