@@ -337,6 +337,8 @@ def ask_eval(
     model: Annotated[str, typer.Option(help="Model name the endpoint serves.")] = "SmolLM2-135M-Instruct",
     guided: Annotated[str, typer.Option(help="response_format, structured_outputs or guided_json.")] =
         "response_format",
+    ids: Annotated[str, typer.Option(help="Ids the model may use: mentioned (named in the question) or all.")] =
+        "mentioned",
     port: Annotated[int, typer.Option(help="HTTP port of the local Serve app.")] = 8000,
     show: Annotated[str, typer.Option(help="Questions to list: misses, all or none.")] = "misses",
     as_json: Annotated[Path | None, typer.Option("--json", help="Also write every answer as JSON here.")] = None,
@@ -364,7 +366,8 @@ def ask_eval(
             stack.callback(serve.shutdown)
             base_url = deploy_planner_model(http_port=port)
             console.print(f"served at {base_url} in {time.perf_counter() - t0:.0f} s")
-        cfg = LlmPlannerConfig(base_url=base_url, model=model, guided=guided, timeout_s=120)  # type: ignore[arg-type]
+        cfg = LlmPlannerConfig(base_url=base_url, model=model, guided=guided, ids=ids,  # type: ignore[arg-type]
+                               timeout_s=120)
         llm = LlmPlanner(cfg)
         llm.plan("warm-up: what do I need to restock today?", VOCAB, TODAY)  # first request compiles the grammar
         runs = {}

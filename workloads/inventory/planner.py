@@ -26,8 +26,8 @@ from typing import Any, Protocol
 import httpx
 from pydantic import ValidationError
 
-from workloads.inventory.parser import Vocabulary, parse_question
-from workloads.inventory.plans import parse_plan, plan_json_schema
+from workloads.inventory.parser import Vocabulary, mentioned_ids, parse_question
+from workloads.inventory.plans import guided_schema, parse_plan
 from workloads.inventory.prompt import build_messages
 from workloads.inventory.settings import LlmPlannerConfig
 
@@ -61,7 +61,12 @@ class LlmPlanner:
         self.client = client or httpx.Client(base_url=cfg.base_url.rstrip("/"), timeout=cfg.timeout_s,
                                              headers=headers)
         self.fallback = fallback or RulePlanner()
-        self.schema = plan_json_schema()
+
+    def schema(self, question: str, vocab: Vocabulary) -> dict[str, Any]:
+        """The plan schema, its ids held to those the question names (`ids: mentioned`) or may see (`all`)."""
+        if self.cfg.ids == "mentioned":
+            return guided_schema(*mentioned_ids(question, vocab))
+        return guided_schema(sorted(vocab.stores), sorted(vocab.products), sorted(vocab.categories))
 
     def request_body(self, question: str, vocab: Vocabulary, today: date) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -70,13 +75,14 @@ class LlmPlanner:
             "temperature": 0.0,
             "max_tokens": self.cfg.max_tokens,
         }
+        schema = self.schema(question, vocab)
         if self.cfg.guided == "guided_json":
-            body["guided_json"] = self.schema
+            body["guided_json"] = schema
         elif self.cfg.guided == "structured_outputs":
-            body["structured_outputs"] = {"json": self.schema}
+            body["structured_outputs"] = {"json": schema}
         else:
             body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "query_plan", "schema": self.schema}}
+                                       "json_schema": {"name": "query_plan", "schema": schema}}
         return body
 
     def plan(self, question: str, vocab: Vocabulary, today: date) -> Planned:
