@@ -41,7 +41,9 @@ def engine_kwargs(cfg: PlannerModelConfig, model: str) -> dict[str, Any]:
         "max_model_len": cfg.max_model_len,
         "max_num_seqs": cfg.max_num_seqs,
         "enforce_eager": cfg.enforce_eager,
-        "structured_outputs_config": {"backend": "xgrammar"},
+        # Compact JSON only: xgrammar otherwise lets a small model spend its token budget on whitespace
+        # between fields (seen: SmolLM2 without the prompt ran out of 64 tokens mid-plan).
+        "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
     }
 
 
