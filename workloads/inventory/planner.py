@@ -7,8 +7,9 @@ vLLM 0.32 silently ignores the older `guided_json` field, so that mode is only f
 Whatever comes back is validated against the same pydantic union; a timeout, an HTTP error or an
 invalid plan falls back to the rule parser, and the answer says which planner produced the plan and why.
 
-Status: the request and response handling is tested against a recorded OpenAI-style reply; no
-model has been served by vLLM on this project's CPU build machines yet (see docs/inventory.md).
+Status: served by vLLM (the `planner_llm` Serve app, SmolLM2-135M-Instruct on CPU), guided decoding
+kept all 27 table questions valid, 8 of 27 exactly right (rule parser: 27); `storefleet inventory
+ask-eval` reproduces it (docs/inventory.md).
 
 Example:
     >>> RulePlanner().plan("which shelves are empty?", Vocabulary(), date(2026, 3, 2)).plan.plan
