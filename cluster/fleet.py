@@ -23,9 +23,12 @@ from cluster.scenescape import start_scenescape
 from deployments.behaviour import APP_NAME as BEHAVIOUR_APP
 from deployments.behaviour import start_behaviour_watchers
 from deployments.camera_actor import CameraActor, camera_actor_name
+from deployments.planner_llm import APP_NAME as PLANNER_LLM_APP
+from deployments.planner_llm import ROUTE_PREFIX as PLANNER_LLM_ROUTE
 from deployments.rule_actor import start_rule_actors
 from deployments.store_actor import NAMESPACE, StoreActor, store_actor_name
 from workloads.config import FleetConfig
+from workloads.inventory.settings import PlannerModelConfig
 
 log = logging.getLogger("storefleet.fleet")
 
@@ -78,6 +81,8 @@ def load_serve_config(
     raw = yaml.safe_load(path.read_text())
     if not fleet.behaviour.vlm.model:  # no model configured: the behavioural-analysis app has nothing to serve
         raw["applications"] = [x for x in raw.get("applications", []) if x.get("name") != BEHAVIOUR_APP]
+    if fleet.inventory.planner_model is None:  # no planner model to serve (the rule parser or an outside vLLM plans)
+        raw["applications"] = [x for x in raw.get("applications", []) if x.get("name") != PLANNER_LLM_APP]
     for app in raw.get("applications", []):
         app.setdefault("args", {})
         app["args"]["fleet"] = fleet.model_dump(mode="json")
@@ -108,6 +113,22 @@ def deploy_serve(schema: ServeDeploySchema, timeout_s: float = 180.0) -> None:
             return
         time.sleep(0.5)
     raise DeployError(f"Serve applications not running after {timeout_s:.0f}s: {states}")
+
+
+def deploy_planner_model(model: PlannerModelConfig | None = None, http_port: int = 8000,
+                         timeout_s: float = 480.0, path: Path = DEFAULT_SERVE_CONFIG) -> str:
+    """Deploy only the `planner_llm` application of ray_config.yaml (Ray must be up); return its OpenAI base URL.
+
+    For the question-planner evaluation and tests: the same app, options and route as `storefleet run`.
+    """
+    fleet = FleetConfig.model_validate({  # a one-store placeholder fleet: the app reads only inventory.planner_model
+        "inventory": {"planner_model": (model or PlannerModelConfig()).model_dump()},
+        "stores": [{"id": "PLANNER", "cameras": [{"id": "PLANNER_C", "source": "synthetic:empty"}]}],
+    })
+    schema = load_serve_config(path, fleet, "redis://unused", http_port=http_port)
+    schema.applications = [a for a in schema.applications if a.name == PLANNER_LLM_APP]
+    deploy_serve(schema, timeout_s=timeout_s)
+    return f"http://127.0.0.1:{http_port}{PLANNER_LLM_ROUTE}/v1"
 
 
 @dataclass

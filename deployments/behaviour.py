@@ -40,6 +40,7 @@ from workloads.behaviour.verdict import (
 )
 from workloads.behaviour.watcher import AnalysisRequest, BehaviourWatcher
 from workloads.config import FleetConfig
+from workloads.inventory.settings import PlannerModelConfig
 
 log = logging.getLogger("storefleet.behaviour")
 
@@ -64,8 +65,10 @@ def engine_kwargs(cfg: VlmConfig) -> dict[str, Any]:
     }
 
 
-def prepare_vllm_env(cfg: VlmConfig) -> None:
-    """Process-wide settings vLLM reads at import/start (CPU KV cache size); explicit env vars win."""
+def prepare_vllm_env(cfg: VlmConfig | PlannerModelConfig) -> None:
+    """Process-wide settings vLLM reads at import/start (CPU KV cache size); explicit env vars win.
+
+    Shared with the inventory planner's model (`deployments.planner_llm`)."""
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(cfg.cpu_kv_cache_gb))))
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     from models.vlm import prepare_cpu_runtime

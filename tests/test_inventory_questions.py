@@ -7,71 +7,20 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import jsonschema
 import pytest
 
 from workloads.config import FleetConfig
 from workloads.inventory import batch
-from workloads.inventory.parser import UnknownQuestion, Vocabulary, parse_question
+from workloads.inventory.parser import UnknownQuestion, mentioned_ids, parse_question
 from workloads.inventory.planner import LlmPlanner, RulePlanner
-from workloads.inventory.plans import (
-    BackroomOnly,
-    DeliveriesDue,
-    DemandForecast,
-    LowStock,
-    ReorderList,
-    RestockToday,
-    SalesHistory,
-    ShelfGaps,
-    StockLevel,
-    StockoutRisk,
-    StockValue,
-    TopSellers,
-    Window,
-    parse_plan,
-    plan_json_schema,
-)
-from workloads.inventory.prompt import build_messages
+from workloads.inventory.plans import PLAN_TYPES, RestockToday, ShelfGaps, guided_dump, guided_schema, parse_plan
+from workloads.inventory.plans import Window as W
+from workloads.inventory.prompt import ASKED_AS, build_messages, examples
+from workloads.inventory.question_set import QUESTIONS, VOCAB
 from workloads.inventory.service import InventoryService
 from workloads.inventory.settings import LlmPlannerConfig
 from workloads.inventory.tables import Dataset
-
-VOCAB = Vocabulary(
-    stores={"S1": "Downtown", "S2": "Airport"},
-    products={"MILK-1L": "Whole milk 1L", "OAT-1L": "Oat milk 1L", "CRISPS": "Salted crisps 150g",
-              "COFFEE": "Ground coffee 227g", "EGGS": "Free-range eggs 12"},
-    categories={"dairy", "snacks", "beverages"},
-)
-W = Window
-
-QUESTIONS = [
-    ("What do I need to restock today?", RestockToday()),
-    ("What should I restock today in Downtown?", RestockToday(stores=["S1"])),
-    ("Replenish list for S2", RestockToday(stores=["S2"])),
-    ("Which stores will run out of whole milk this weekend?", StockoutRisk(skus=["MILK-1L"], window=W.THIS_WEEKEND)),
-    ("Will S2 run out of oat milk in the next 48 hours?", StockoutRisk(stores=["S2"], skus=["OAT-1L"])),
-    ("What is going to be out of stock tomorrow?", StockoutRisk(window=W.TOMORROW)),
-    ("Any stockouts expected this week in the airport store?", StockoutRisk(stores=["S2"], window=W.NEXT_7_DAYS)),
-    ("What will sell out this weekend?", StockoutRisk(window=W.THIS_WEEKEND)),
-    ("Which dairy items are running low?", LowStock(category="dairy")),
-    ("How many salted crisps do we have in Downtown?", StockLevel(stores=["S1"], skus=["CRISPS"])),
-    ("How much ground coffee is left?", StockLevel(skus=["COFFEE"])),
-    ("Do we have oat milk in the airport store?", StockLevel(stores=["S2"], skus=["OAT-1L"])),
-    ("Which shelves are empty?", ShelfGaps()),
-    ("Show me the gaps on the shelves in S1", ShelfGaps(stores=["S1"])),
-    ("What is sitting in the backroom while the shelf is empty?", BackroomOnly()),
-    ("What should we reorder?", ReorderList()),
-    ("Make me the purchase order for snacks", ReorderList(category="snacks")),
-    ("How many free-range eggs will we sell this weekend?", DemandForecast(skus=["EGGS"], window=W.THIS_WEEKEND)),
-    ("What is the demand forecast for whole milk next week?", DemandForecast(skus=["MILK-1L"])),
-    ("What are the top 5 best sellers last week?", TopSellers(limit=5)),
-    ("Which beverages sold best in the last 30 days?", TopSellers(category="beverages", window=W.LAST_30_DAYS)),
-    ("How many whole milk did we sell yesterday?", SalesHistory(skus=["MILK-1L"], window=W.YESTERDAY)),
-    ("Sales of oat milk in S2 over the past week", SalesHistory(stores=["S2"], skus=["OAT-1L"])),
-    ("When is the next delivery for ground coffee?", DeliveriesDue(skus=["COFFEE"])),
-    ("Which deliveries arrive tomorrow at Downtown?", DeliveriesDue(stores=["S1"], window=W.TOMORROW)),
-    ("What is our stock worth?", StockValue()),
-    ("Value of dairy stock in S1", StockValue(stores=["S1"], category="dairy")),
-]
 
 
 @pytest.mark.parametrize(("question", "expected"), QUESTIONS, ids=[q for q, _ in QUESTIONS])
@@ -104,12 +53,63 @@ def test_prompt_lists_plans_ids_and_worked_examples():
     msgs = build_messages("what needs restocking?", VOCAB, date(2026, 3, 5))
     system = msgs[0]["content"]
     assert "stockout_risk" in system and "MILK-1L (Whole milk 1L)" in system and "Thursday 2026-03-05" in system
-    examples = [json.loads(m["content"]) for m in msgs if m["role"] == "assistant"]
-    assert {e["plan"] for e in examples} >= {"restock_today", "stockout_risk", "shelf_gaps"}
+    shown = [json.loads(m["content"]) for m in msgs if m["role"] == "assistant"]
+    assert [e["plan"] for e in shown] == [e[1].plan for e in examples(VOCAB)]
+    assert all(next(iter(e)) == "plan" for e in shown)  # written the way guided decoding makes the model write
     assert msgs[-1] == {"role": "user", "content": "what needs restocking?"}
 
 
-def _llm(reply: httpx.Response | None, mode: str = "guided_json") -> tuple[LlmPlanner, list[dict]]:
+def test_worked_examples_cover_every_plan_and_none_is_an_evaluated_question():
+    ex = examples(VOCAB)
+    assert sorted(p.plan for _, p in ex) == sorted(t.model_fields["plan"].default for t in PLAN_TYPES)
+    assert not {q.lower() for q, _ in ex} & {q.lower() for q, _ in QUESTIONS}
+    assert set(ASKED_AS) == {t.model_fields["plan"].default for t in PLAN_TYPES}
+
+
+ALL_IDS = (sorted(VOCAB.stores), sorted(VOCAB.products), sorted(VOCAB.categories))
+
+
+@pytest.mark.parametrize(("question", "expected"), QUESTIONS, ids=[q for q, _ in QUESTIONS])
+def test_guided_schema_allows_every_expected_plan(question, expected):
+    jsonschema.validate(guided_dump(expected), guided_schema(*ALL_IDS))
+    jsonschema.validate(guided_dump(expected), guided_schema(*mentioned_ids(question, VOCAB)))  # ids it names
+
+
+@pytest.mark.parametrize(
+    ("plan", "why"),
+    [
+        ({**guided_dump(ShelfGaps()), "stores": ["Downtown"]}, "is not one of"),  # a name, not an id
+        ({**guided_dump(ShelfGaps()), "stores": None, "extra": 1}, "Additional properties"),
+        ({k: v for k, v in guided_dump(ShelfGaps()).items() if k != "min_gap_ratio"}, "required"),
+        ({"plan": "sales_history", "stores": None, "skus": None, "category": None, "window": "tomorrow"},
+         "is not one of"),  # sales look back
+        ({**guided_dump(RestockToday()), "stores": ["S1", "S2", "S1"]}, "too long"),
+    ],
+    ids=["unknown-id", "extra-field", "missing-field", "future-sales", "runaway-list"],
+)
+def test_guided_schema_refuses_what_a_plan_must_not_be(plan, why):
+    schema = guided_schema(*ALL_IDS)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(plan, schema)
+    branch = next(d for d in schema["$defs"].values() if d.get("properties", {}).get("plan", {}).get("const")
+                  == plan["plan"])
+    with pytest.raises(jsonschema.ValidationError, match=why):  # and for the reason given
+        jsonschema.validate(plan, {**branch, "$defs": schema["$defs"]})
+
+
+@pytest.mark.parametrize(
+    ("question", "ids"),
+    [
+        ("Will S2 run out of oat milk in the next 48 hours?", (["S2"], ["OAT-1L"], [])),
+        ("Which dairy items are running low in the airport store?", (["S2"], [], ["dairy"])),
+        ("What do I need to restock today?", ([], [], [])),
+    ],
+)
+def test_mentioned_ids_are_what_the_question_names(question, ids):
+    assert mentioned_ids(question, VOCAB) == ids
+
+
+def _llm(reply: httpx.Response | None, mode: str = "response_format") -> tuple[LlmPlanner, list[dict]]:
     seen: list[dict] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -129,15 +129,33 @@ def _chat(content: str) -> httpx.Response:
                                                   "message": {"role": "assistant", "content": content}}]})
 
 
-@pytest.mark.parametrize("mode", ["guided_json", "response_format"])
-def test_llm_planner_sends_the_schema_and_uses_a_valid_plan(mode):
+@pytest.mark.parametrize(
+    ("mode", "where"),
+    [
+        ("response_format", lambda b: b["response_format"]["json_schema"]["schema"]),  # OpenAI's field; vLLM 0.32 ok
+        ("structured_outputs", lambda b: b["structured_outputs"]["json"]),  # vLLM's own field
+        ("guided_json", lambda b: b["guided_json"]),  # old vLLM only (0.32 ignores it)
+    ],
+)
+def test_llm_planner_sends_the_schema_and_uses_a_valid_plan(mode, where):
     planner, seen = _llm(_chat('{"plan": "shelf_gaps", "stores": ["S1"], "min_gap_ratio": 0.4}'), mode)
     got = planner.plan("where are the holes in the shelves of Downtown?", VOCAB, date(2026, 3, 5))
     assert got.plan == ShelfGaps(stores=["S1"], min_gap_ratio=0.4) and got.planner == "llm:smollm2"
     body = seen[0]
-    schema = body["guided_json"] if mode == "guided_json" else body["response_format"]["json_schema"]["schema"]
-    assert schema == plan_json_schema() and body["temperature"] == 0.0
+    assert where(body) == guided_schema(["S1"], [], []) and body["temperature"] == 0.0  # Downtown is S1
     assert body["messages"][-1]["content"] == "where are the holes in the shelves of Downtown?"
+    assert {"guided_json", "structured_outputs", "response_format"} & set(body) == {mode}
+
+
+def test_llm_planner_default_is_the_field_vllm_032_honours():
+    assert LlmPlannerConfig(base_url="http://x/v1", model="m").guided == "response_format"
+
+
+def test_llm_planner_with_all_ids_offers_every_id():
+    planner, seen = _llm(_chat('{"plan": "backroom_only", "stores": null}'))
+    planner.cfg = planner.cfg.model_copy(update={"ids": "all"})
+    planner.plan("what is in the backroom?", VOCAB, date(2026, 3, 5))
+    assert seen[0]["response_format"]["json_schema"]["schema"] == guided_schema(*ALL_IDS)
 
 
 @pytest.mark.parametrize(

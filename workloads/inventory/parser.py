@@ -116,6 +116,13 @@ def find_category(q: str, vocab: Vocabulary) -> str | None:
     return None
 
 
+def mentioned_ids(question: str, vocab: Vocabulary) -> tuple[list[str], list[str], list[str]]:
+    """Store ids, SKUs and categories the question names (by id or name): what a model may filter on."""
+    q = _norm(question)
+    cat = find_category(q, vocab)
+    return find_stores(q, vocab) or [], find_skus(q, vocab) or [], [cat] if cat else []
+
+
 def find_limit(q: str) -> int | None:
     m = re.search(r" (top|best|first) (\d{1,3}) ", q)
     return int(m.group(2)) if m else None

