@@ -22,10 +22,11 @@ from pydantic_core import ErrorDetails
 from deployments.api.auth import Principal, require
 from deployments.api.context import ApiContext, Ctx
 from deployments.metrics import IngestMetrics
-from deployments.store_actor import EVENT_LIST, NAMESPACE, store_actor_name
+from deployments.store_actor import NAMESPACE, store_actor_name
 from workloads.access import Permission
 from workloads.analytics.pos import Transaction
 from workloads.events import VisitorEvent, validate_batch
+from workloads.state.event_log import EncodedBatch
 
 router = APIRouter(tags=["ingest"])
 
@@ -217,7 +218,7 @@ async def ingest(ctx: Ctx, body: IngestRequest, key: Annotated[Principal, requir
             results.append(EventResult(index=i, event_id=None if event_id is None else str(event_id),
                                        status="rejected", errors=errors[i]))
     actors = {s: _store_actor(s) for s in by_store}  # every actor first: a 503 stores nothing
-    replies = await _call({s: actors[s].append_json.remote(EVENT_LIST.dump_json([e for _, _, e in items]))
+    replies = await _call({s: actors[s].append.remote(EncodedBatch.of(s, (e for _, _, e in items)))
                            for s, items in by_store.items()})
     for s, items in by_store.items():
         fresh = Counter(replies[s]["accepted"])
