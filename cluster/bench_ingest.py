@@ -8,7 +8,12 @@ hash, stream, time indexes and counters), and the analytics aggregator then tail
 baselines run under uvicorn (one worker) with SQLite in WAL mode, an index on (store, time) and
 (store, type, time):
     * `sqlite_batch`: one transaction per request, `INSERT OR IGNORE` per event (the competent way);
-    * `sqlite_per_event`: a commit per event, the way tutorial ORM code (`db.add(); db.commit()`) does.
+    * `sqlite_per_event`: a commit per event, the way tutorial ORM code (`db.add(); db.commit()`) does;
+    * `sqlite_same_work`: what our endpoint does, in one transaction per request: the batch validated
+      the way our route does it, `INSERT OR IGNORE` per event, then for the inserted events the event
+      log's running counters and the analytics aggregates (`aggregator.derive`: per-hour counts and
+      visitor sets, last-seen times, queue depth, billing presences) as upserts. Ours keeps the same
+      figures, the aggregates a moment later (the store actor's analytics thread).
 Machines are shared and noisy: compare the ratios, not the absolute rates.
 """
 
@@ -38,7 +43,7 @@ from rich.console import Console
 from workloads.config import FleetConfig
 
 BATCH = 500
-BASELINES = ("sqlite_batch", "sqlite_per_event")
+BASELINES = ("sqlite_batch", "sqlite_per_event", "sqlite_same_work")
 
 
 def free_port() -> int:
@@ -116,22 +121,101 @@ def _wait_http(url: str, timeout_s: float = 60.0) -> None:
 # --------------------------------------------------------------------------------- the SQLite baseline
 
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, store_id TEXT, camera_id TEXT, visitor_id TEXT,
+    event_type TEXT, ts TEXT, zone_id TEXT, dwell_ms INTEGER, is_staff INTEGER, confidence REAL, metadata TEXT);
+CREATE INDEX IF NOT EXISTS by_time ON events (store_id, ts);
+CREATE INDEX IF NOT EXISTS by_type ON events (store_id, event_type, ts);
+"""
+#: `sqlite_same_work`: the event log's counters and the analytics aggregates, one table per Redis structure.
+_AGG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (store_id TEXT, name TEXT, n INTEGER, PRIMARY KEY (store_id, name));
+CREATE TABLE IF NOT EXISTS agg_counts (store_id TEXT, bucket INTEGER, name TEXT, n INTEGER,
+    PRIMARY KEY (store_id, bucket, name));
+CREATE TABLE IF NOT EXISTS agg_visitors (store_id TEXT, bucket INTEGER, stage TEXT, visitor_id TEXT,
+    PRIMARY KEY (store_id, bucket, stage, visitor_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS staff (store_id TEXT, visitor_id TEXT, PRIMARY KEY (store_id, visitor_id));
+CREATE TABLE IF NOT EXISTS last_seen (store_id TEXT, kind TEXT, id TEXT, ts_ms INTEGER,
+    PRIMARY KEY (store_id, kind, id));
+CREATE TABLE IF NOT EXISTS queue_now (store_id TEXT, zone_id TEXT, ts_ms INTEGER, depth INTEGER,
+    PRIMARY KEY (store_id, zone_id));
+CREATE TABLE IF NOT EXISTS queue_samples (store_id TEXT, member TEXT, ts_ms INTEGER, PRIMARY KEY (store_id, member));
+CREATE INDEX IF NOT EXISTS samples_by_time ON queue_samples (store_id, ts_ms);
+CREATE TABLE IF NOT EXISTS queue_peaks (store_id TEXT, key TEXT, depth INTEGER, PRIMARY KEY (store_id, key));
+CREATE TABLE IF NOT EXISTS presences (store_id TEXT, member TEXT, end_ms INTEGER, PRIMARY KEY (store_id, member));
+CREATE TABLE IF NOT EXISTS pos_dirty (store_id TEXT, lo INTEGER, hi INTEGER);
+"""
+
+
+def _store_same_work(db: sqlite3.Connection, cfg: FleetConfig, events: list[Any]) -> list[bool]:
+    """`sqlite_same_work`'s writes for validated events, inside the caller's transaction: what the append script
+    and the analytics aggregator write in Redis. Returns which events were new."""
+    from workloads.analytics.aggregator import SAMPLE_HORIZON_MS, derive
+    from workloads.analytics.settings import AnalyticsConfig
+
+    new: list[bool] = []
+    by_store: dict[str, list[Any]] = {}
+    counters: dict[tuple[str, str], int] = {}
+    for e in events:
+        cur = db.execute(
+            "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (str(e.event_id), e.store_id, e.camera_id, e.visitor_id, e.event_type.value, e.timestamp.isoformat(),
+             e.zone_id, e.dwell_ms, int(e.is_staff), e.confidence, e.metadata.model_dump_json()))
+        new.append(bool(cur.rowcount))
+        if not cur.rowcount:
+            continue
+        by_store.setdefault(e.store_id, []).append(e)
+        t = e.event_type.value
+        names = ["total", f"type:{t}", f"cam:{t}:{e.camera_id}"]
+        names += ["staff", f"staff_type:{t}"] if e.is_staff else ["non_staff"]
+        for name in names:
+            counters[(e.store_id, name)] = counters.get((e.store_id, name), 0) + 1
+    db.executemany("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                   [(s, k, n) for (s, k), n in counters.items()])
+    settings = AnalyticsConfig()
+    for store_id, batch in by_store.items():
+        d = derive(batch, cfg.store(store_id), settings)
+        db.executemany("INSERT INTO agg_counts VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                       [(store_id, b, k, n) for b, c in d.counts.items() for k, n in c.items() if n])
+        db.executemany("INSERT OR IGNORE INTO agg_visitors VALUES (?,?,?,?)",
+                       [(store_id, b, st.value, v) for (b, st), vs in d.visitors.items() for v in vs])
+        db.executemany("INSERT OR IGNORE INTO staff VALUES (?,?)", [(store_id, v) for v in d.staff])
+        db.executemany("INSERT INTO last_seen VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET ts_ms = "
+                       "max(ts_ms, excluded.ts_ms)",
+                       [(store_id, "zone", z, ts) for z, ts in d.zone_last.items()]
+                       + [(store_id, "camera", c, ts) for c, ts in d.camera_last.items()])
+        db.executemany("INSERT INTO queue_now VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET ts_ms = excluded.ts_ms, "
+                       "depth = excluded.depth WHERE excluded.ts_ms >= ts_ms",
+                       [(store_id, z, ts, depth) for z, (ts, depth) in d.queue_latest.items()])
+        if d.queue_samples:
+            db.executemany("INSERT OR REPLACE INTO queue_samples VALUES (?,?,?)",
+                           [(store_id, m, ts) for m, ts in d.queue_samples.items()])
+            db.execute("DELETE FROM queue_samples WHERE store_id = ? AND ts_ms < ?",
+                       (store_id, max(d.queue_samples.values()) - SAMPLE_HORIZON_MS))
+        db.executemany("INSERT INTO queue_peaks VALUES (?,?,?) ON CONFLICT DO UPDATE SET depth = "
+                       "max(depth, excluded.depth)", [(store_id, k, v) for k, v in d.queue_peaks.items()])
+        db.executemany("INSERT OR REPLACE INTO presences VALUES (?,?,?)",
+                       [(store_id, m, end) for m, end in d.presences.items()])
+        if d.dirty is not None:
+            db.execute("INSERT INTO pos_dirty VALUES (?,?,?)", (store_id, *d.dirty))
+    return new
+
+
 def baseline_app() -> Any:
-    """The same endpoint, the plain way: FastAPI + SQLite (`SF_BASELINE_DB`, `SF_BASELINE_MODE`)."""
+    """The same endpoint, the plain way: FastAPI + SQLite (`SF_BASELINE_DB`, `SF_BASELINE_MODE`,
+    `SF_BASELINE_STORES`)."""
     from fastapi import FastAPI
     from pydantic import ValidationError
 
     from deployments.api.ingest import EventResult, IngestRequest, IngestResponse
-    from workloads.events import VisitorEvent
+    from workloads.events import VisitorEvent, validate_batch
 
-    per_event = os.environ.get("SF_BASELINE_MODE") == "sqlite_per_event"
+    mode = os.environ.get("SF_BASELINE_MODE", "sqlite_batch")
+    per_event = mode == "sqlite_per_event"
+    cfg = bench_fleet(int(os.environ.get("SF_BASELINE_STORES", "2")))
     db = sqlite3.connect(os.environ["SF_BASELINE_DB"], check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("""CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, store_id TEXT, camera_id TEXT,
-                  visitor_id TEXT, event_type TEXT, ts TEXT, zone_id TEXT, dwell_ms INTEGER, is_staff INTEGER,
-                  confidence REAL, metadata TEXT)""")
-    db.execute("CREATE INDEX IF NOT EXISTS by_time ON events (store_id, ts)")
-    db.execute("CREATE INDEX IF NOT EXISTS by_type ON events (store_id, event_type, ts)")
+    db.executescript(_SCHEMA + (_AGG_SCHEMA if mode == "sqlite_same_work" else ""))
     lock = threading.Lock()
     app = FastAPI()
 
@@ -139,8 +223,28 @@ def baseline_app() -> Any:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    def same_work(body: IngestRequest) -> list[EventResult]:
+        """Our route's checks (one validation call per batch, known stores), then `_store_same_work`."""
+        results = [EventResult(index=i, event_id=None, status="rejected") for i in range(len(body.events))]
+        ok = [i for i, raw in enumerate(body.events) if isinstance(raw, dict) and "event_id" in raw]
+        valid, _ = validate_batch([body.events[i] for i in ok])
+        known = {s.id for s in cfg.stores}
+        picked = [(ok[k], e) for k, e in valid.items() if e.store_id in known]
+        with lock:
+            db.execute("BEGIN")
+            new = _store_same_work(db, cfg, [e for _, e in picked])
+            db.execute("COMMIT")
+        for (i, e), fresh in zip(picked, new, strict=True):
+            results[i] = EventResult(index=i, event_id=str(e.event_id), status="accepted" if fresh else "duplicate")
+        return results
+
     def ingest(body: IngestRequest) -> IngestResponse:
-        results: list[EventResult] = []
+        if mode == "sqlite_same_work":
+            results = same_work(body)
+            n = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate", "rejected")}
+            return IngestResponse(accepted=n["accepted"], duplicates=n["duplicate"], rejected=n["rejected"],
+                                  results=results)
+        results = []
         with lock:
             if not per_event:
                 db.execute("BEGIN")
@@ -176,9 +280,10 @@ def baseline_app() -> Any:
 
 
 @contextmanager
-def baseline_server(mode: str, folder: Path) -> Iterator[str]:
+def baseline_server(mode: str, folder: Path, stores: int) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "SF_BASELINE_DB": str(folder / f"{mode}.sqlite"), "SF_BASELINE_MODE": mode}
+    env = {**os.environ, "SF_BASELINE_DB": str(folder / f"{mode}.sqlite"), "SF_BASELINE_MODE": mode,
+           "SF_BASELINE_STORES": str(stores)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "cluster.bench_ingest:baseline_app", "--port", str(port),
          "--log-level", "warning", "--no-access-log"],
@@ -190,6 +295,21 @@ def baseline_server(mode: str, folder: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def same_work_counts_match(folder: Path, client: Any, cfg: FleetConfig) -> bool:
+    """Whether `sqlite_same_work`'s hourly counts equal the store actors' aggregates in Redis. Every side is
+    sent the same visits (only the event ids differ), so the same work must give the same figures."""
+    from workloads.state import keys
+
+    with sqlite3.connect(folder / "sqlite_same_work.sqlite") as db:
+        theirs = {(s, int(b), k): int(n) for s, b, k, n in db.execute("SELECT * FROM agg_counts")}
+    ours = {}
+    for store in cfg.stores:
+        for b in client.zrange(keys.analytics_buckets(store.id), 0, -1):
+            for k, n in client.hgetall(keys.analytics_counts(store.id, int(b))).items():
+                ours[(store.id, int(b), k.decode())] = int(n)
+    return bool(ours) and ours == theirs
 
 
 def sqlite_rows(folder: Path, mode: str) -> int:
@@ -297,7 +417,7 @@ def run_bench(n_events: int = 20_000, concurrency: int = 4, stores: int = 2, rou
                            "rounds": rounds}
     with tempfile.TemporaryDirectory(prefix="sf-bench-ingest-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        urls = {mode: stack.enter_context(baseline_server(mode, folder)) for mode in BASELINES}
+        urls = {mode: stack.enter_context(baseline_server(mode, folder, stores)) for mode in BASELINES}
         server = stack.enter_context(EmbeddedRedis(folder / "redis"))
         say("starting Ray, the Serve api application and the store actors ...")
         if not ray.is_initialized():  # a caller's Ray (tests) is left running, with Serve stopped
@@ -323,6 +443,7 @@ def run_bench(n_events: int = 20_000, concurrency: int = 4, stores: int = 2, rou
         log = EventLog(redis.Redis.from_url(server.url))
         stored = {"storefleet": sum(log.count(s.id) for s in cfg.stores) - 2 * BATCH}
         stored |= {mode: sqlite_rows(folder, mode) - 2 * BATCH for mode in BASELINES}
+        out["same_work_counts_match"] = same_work_counts_match(folder, log.client, cfg)
         replay = make_batches(cfg, n_events, seed=1 + len(sides) - 1)  # round 1's storefleet events again
         out["storefleet_replay"] = post_all(urls["storefleet"], replay, concurrency)
         out["pos_import"] = bench_pos_import(urls["storefleet"], cfg.stores[0].id, folder, say)

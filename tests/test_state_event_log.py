@@ -14,6 +14,7 @@ import redis
 
 from workloads.events import BOUNDARY_TYPES, EventType, VisitorEvent
 from workloads.state import EventLog, keys
+from workloads.state.event_log import EncodedBatch
 
 T0 = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
 TYPES = list(EventType)
@@ -117,6 +118,32 @@ def test_every_structure_gets_each_accepted_event_once(log: EventLog, redis_clie
     c = log.counters("S1")
     assert (c["staff"], c["non_staff"]) == (4, 8)
     assert c["staff_by_type"] == {"EXIT": 2, "ENTRY": 2}
+
+
+@pytest.mark.parametrize("size", [499, 500, 501, 1700])  # the script adds index members 500 per ZADD
+def test_a_long_batch_indexes_and_counts_every_event(log: EventLog, redis_client: redis.Redis, size: int) -> None:
+    events = [ev(i, staff=i % 4 == 0) for i in range(size)]
+    assert log.append(events + events[:3]).accepted == ids(events)
+    assert redis_client.zcard(keys.events_by_time("S1")) == redis_client.xlen(keys.events_stream("S1")) == size
+    per_type = Counter(e.event_type.value for e in events)
+    for etype, n in per_type.items():
+        assert redis_client.zcard(keys.events_by_type_time("S1", etype)) == n
+    c = log.counters("S1")
+    assert (c["total"], c["staff"], c["non_staff"]) == (size, len(events[::4]), size - len(events[::4]))
+    assert c["by_type"] == dict(per_type)
+    assert log.query("S1", limit=size, order="oldest")[0] == events
+
+
+def test_an_encoded_batch_is_stored_like_its_events(log: EventLog) -> None:
+    events = [ev(i, staff=i % 2 == 0) for i in range(20)]
+    log.append(events[:5])
+    res = log.append(EncodedBatch.of("S1", events))
+    assert (res.accepted, res.duplicates) == (ids(events[5:]), ids(events[:5]))
+    assert log.query("S1", limit=100, order="oldest")[0] == events
+    c = log.counters("S1")
+    assert (c["total"], c["staff"]) == (20, 10)
+    with pytest.raises(ValueError, match="batch of store S2"):
+        EncodedBatch.of("S2", events[:1])
 
 
 @pytest.mark.parametrize(("threads", "batch", "pool"), [(4, 25, 400), (8, 7, 300), (6, 100, 600)])

