@@ -19,10 +19,8 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.preprocess import letterbox, to_chw_float
-from models.registry import Precision, ensure_checkpoint, ir_path
+from models.registry import Precision, atomic_dir, ensure_checkpoint, ir_path
 from models.torchvision_cpu_hook import declare_ops
 
 Progress = Callable[[str], None]
@@ -110,7 +108,7 @@ def export_fp32(name: str, *, cache_dir: Path | None = None, progress: Progress 
     pt = ensure_checkpoint(name)
     say(f"exporting {name} from {pt} to OpenVINO FP32")
     t0 = time.perf_counter()
-    with _atomic_dir(target.parent) as tmp:
+    with atomic_dir(target.parent, "model.xml") as tmp:
         work = tmp / "work"
         work.mkdir()
         local_pt = work / f"{name}.pt"
@@ -212,7 +210,7 @@ def quantize_int8(
         subset_size=len(items),
         ignored_scope=decode_ignored_scope(model) if ignore_decode else None,
     )
-    with _atomic_dir(target.parent) as tmp:
+    with atomic_dir(target.parent, "model.xml") as tmp:
         ov.save_model(quantized, tmp / "model.xml", compress_to_fp16=False)
         if (fp32.parent / "metadata.yaml").is_file():
             shutil.copyfile(fp32.parent / "metadata.yaml", tmp / "metadata.yaml")
@@ -250,30 +248,6 @@ def prepare(
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temp folder beside `final`, renamed to `final` on success and removed on failure.
-
-    If another process won the race and `final` already exists, its copy is kept and ours dropped.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; replicas may run as another user
-    try:
-        yield tmp
-        if (final / "model.xml").is_file():
-            return
-        if final.exists():  # a stale, incomplete folder (e.g. an old crash): replace it
-            shutil.rmtree(final)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not (final / "model.xml").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_meta(folder: Path, name: str, precision: Precision, source: Path, seconds: float, **extra: Any) -> None:

@@ -21,15 +21,14 @@ import hashlib
 import importlib.util
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from models.registry import atomic_dir, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,7 @@ CONVERT_FORMAT = 1  #: bump when the folder layout written below changes
 
 def default_llm_cache_dir() -> Path:
     """`$STOREFLEET_CACHE/llm`, default `~/.cache/storefleet/llm` (next to the VLM and detector exports)."""
-    base = os.environ.get("STOREFLEET_CACHE") or str(Path.home() / ".cache" / "storefleet")
-    return Path(base) / "llm"
+    return cache_root() / "llm"
 
 
 def smollm2_gguf() -> Path:
@@ -85,9 +83,7 @@ def prepare_smollm2(cache_dir: str | Path | None = None, gguf: Path | None = Non
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
-    try:
+    with atomic_dir(target, "config.json") as tmp:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         tok.model_max_length = 8192  # SmolLM2-135M's context (the GGUF leaves it unset)
         if not tok.chat_template:
@@ -106,13 +102,6 @@ def prepare_smollm2(cache_dir: str | Path | None = None, gguf: Path | None = Non
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "storefleet-llm.json").write_text(json.dumps({"source": str(gguf), "format": CONVERT_FORMAT}))
-        try:
-            tmp.rename(target)
-        except OSError:  # another process won the race
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("converted %s to %s", gguf.name, target)
     return target
 

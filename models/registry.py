@@ -16,8 +16,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -127,6 +131,33 @@ def cache_root(cache_dir: Path | None = None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
     return Path(os.environ.get("STOREFLEET_CACHE") or Path.home() / ".cache" / "storefleet")
+
+
+@contextmanager
+def atomic_dir(final: Path, marker: str) -> Iterator[Path]:
+    """Yield a temp folder beside `final`, renamed to `final` on success and removed on failure.
+
+    Why: model folders in the cache are built by whichever replica or test needs them first; nobody may
+    see half a model. `final` counts as complete when it holds `marker` (`model.xml`, `config.json`).
+    If another process won the race, its copy is kept and ours dropped; a stale incomplete `final`
+    (an old crash) is replaced.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; replicas may run as another user
+    try:
+        yield tmp
+        if (final / marker).is_file():
+            return
+        if final.exists():
+            shutil.rmtree(final)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not (final / marker).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ir_dir(name: str, precision: str, cache_dir: Path | None = None) -> Path:

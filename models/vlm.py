@@ -21,12 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from models.registry import atomic_dir, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +209,7 @@ def build_tiny_qwen25_vl(cache_dir: str | Path, spec: TinyVlmSpec | None = None)
         Qwen2VLVideoProcessor,
     )
 
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
-    try:
+    with atomic_dir(target, "config.json") as tmp:
         torch.manual_seed(spec.seed)
         model = Qwen2_5_VLForConditionalGeneration(tiny_config(spec)).to(torch.bfloat16)
         model.generation_config.eos_token_id = [FIRST_SPECIAL_ID + 2, FIRST_SPECIAL_ID]
@@ -227,18 +224,10 @@ def build_tiny_qwen25_vl(cache_dir: str | Path, spec: TinyVlmSpec | None = None)
         )
         processor.save_pretrained(tmp)
         (tmp / "storefleet-tiny-vlm.json").write_text(json.dumps(asdict(spec), indent=1))
-        try:
-            tmp.rename(target)
-        except OSError:  # another process won the race
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     log.info("built tiny Qwen2.5-VL at %s", target)
     return target
 
 
 def default_cache_dir() -> Path:
     """`$STOREFLEET_CACHE/vlm`, default `~/.cache/storefleet/vlm` (next to the detector's exports)."""
-    base = os.environ.get("STOREFLEET_CACHE") or str(Path.home() / ".cache" / "storefleet")
-    return Path(base) / "vlm"
+    return cache_root() / "vlm"

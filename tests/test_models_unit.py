@@ -15,7 +15,6 @@ import pytest
 from models import registry
 from models.bench import agreement, box_iou, match_boxes
 from models.detections import Detections
-from models.export import _atomic_dir
 from models.postprocess import NUM_CHANNELS, decode_one, decode_pose_output, nms
 from models.preprocess import (
     PAD_VALUE,
@@ -27,7 +26,7 @@ from models.preprocess import (
     unletterbox_boxes,
     unletterbox_keypoints,
 )
-from models.registry import Precision, ir_path, spec
+from models.registry import Precision, atomic_dir, ir_path, spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -336,15 +335,15 @@ def test_ensure_checkpoint_explains_a_failed_install(monkeypatch):
 
 def test_atomic_dir_publishes_only_complete_folders(tmp_path):
     final = tmp_path / "m" / "FP32"
-    with pytest.raises(RuntimeError), _atomic_dir(final) as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(final, "model.xml") as tmp:
         (tmp / "model.xml").write_text("half")
         raise RuntimeError("export crashed")
     assert not final.exists() and list(final.parent.iterdir()) == []
-    with _atomic_dir(final) as tmp:
+    with atomic_dir(final, "model.xml") as tmp:
         (tmp / "model.xml").write_text("whole")
     assert (final / "model.xml").read_text() == "whole"
     assert [p.name for p in final.parent.iterdir()] == ["FP32"]
-    with _atomic_dir(final) as tmp:  # lost a race: the published copy wins, ours is dropped
+    with atomic_dir(final, "model.xml") as tmp:  # lost a race: the published copy wins, ours is dropped
         (tmp / "model.xml").write_text("late")
     assert (final / "model.xml").read_text() == "whole"
     assert [p.name for p in final.parent.iterdir()] == ["FP32"]
