@@ -56,8 +56,7 @@ def match_transactions(
     window_s: float = PURCHASE_WINDOW_S,
 ) -> set[str]:
     """Visitors who purchased: each transaction (epoch seconds) matched by `analytics.pos.best_visitor`."""
-    flat = [(v, round(s[0] * 1000), round(s[1] * 1000), bool(s[2:] and s[2])) for v, spans in presences.items()
-            for s in spans]
+    flat = [(v, round(a * 1000), round(b * 1000), *till) for v, spans in presences.items() for a, b, *till in spans]
     bought = {best_visitor(round(ts * 1000), flat, set(), round(window_s * 1000)) for ts in transaction_times}
     return {v for v in bought if v is not None}
 

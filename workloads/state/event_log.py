@@ -234,6 +234,14 @@ class EncodedBatch:
         return cls(store_id, rows)
 
 
+def _outcomes(flagged: Iterable[tuple[str, str]]) -> AppendResult:
+    """(event id, the script's '1' accepted / '0' duplicate) pairs, in the caller's order, as a result."""
+    result = AppendResult()
+    for event_id, flag in flagged:
+        (result.accepted if flag == "1" else result.duplicates).append(event_id)
+    return result
+
+
 class StoreCounters(TypedDict):
     """Running counts of accepted (unique) events of one store."""
 
@@ -309,24 +317,15 @@ class EventLog:
         """
         if isinstance(events, EncodedBatch):
             flags = self._run([events])[0] if events.rows else ""
-            result = AppendResult()
-            for (event_id, *_), flag in zip(events.rows, flags, strict=True):
-                (result.accepted if flag == "1" else result.duplicates).append(event_id)
-            return result
+            return _outcomes(zip((row[0] for row in events.rows), flags, strict=True))
         if not events:
             return AppendResult()
         by_store: dict[str, list[VisitorEvent]] = {}
         for e in events:
             by_store.setdefault(e.store_id, []).append(e)
         batches = [EncodedBatch.of(store_id, batch) for store_id, batch in by_store.items()]
-        flags_of = dict(zip(by_store, self._run(batches), strict=True))
-        result = AppendResult()
-        position = dict.fromkeys(by_store, 0)
-        for e in events:
-            i = position[e.store_id]
-            position[e.store_id] = i + 1
-            (result.accepted if flags_of[e.store_id][i] == "1" else result.duplicates).append(str(e.event_id))
-        return result
+        flags_of = {store_id: iter(f) for store_id, f in zip(by_store, self._run(batches), strict=True)}
+        return _outcomes((str(e.event_id), next(flags_of[e.store_id])) for e in events)
 
     def _run(self, batches: Sequence[EncodedBatch]) -> list[str]:
         """One script call per batch, pipelined; each returns one '1' (accepted) or '0' per row."""
